@@ -1,0 +1,136 @@
+"""Settings: ``config/config.yaml`` overlaid with ``SYSMON_*`` environment variables.
+
+Every key can be overridden from the environment with ``SYSMON_`` + the upper-cased
+dotted path, ``__`` between levels: ``SYSMON_COLLECTION__INTERVAL_SECONDS=5``,
+``SYSMON_SERVER__PORT=9000``, ``SYSMON_DATABASE__PATH=/var/lib/sysmon.db``. Values in the
+environment win over the file. Any problem raises ``ConfigError`` naming the dotted key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from app.alerts.config import AlertsConfig
+from app.errors import ConfigError
+from app.storage.config import DatabaseConfig, RetentionConfig
+
+DEFAULT_CONFIG_PATH = Path("config/config.yaml")
+CONFIG_ENV = "SYSMON_CONFIG"
+
+
+class ServerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    dashboard_url: str | None = Field(
+        default=None, description="Public URL of the dashboard, used in notifications"
+    )
+
+
+class CollectionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    interval_seconds: int = Field(default=1, ge=1, le=60)
+    collector_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+
+class ApiConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    default_range_seconds: int = Field(default=3600, ge=1)
+    max_points: int = Field(default=1000, ge=10, le=10_000)
+    current_process_rows: int = Field(default=20, ge=0, le=200)
+
+
+class LoggingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    level: str = "INFO"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SYSMON_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    collection: CollectionConfig = Field(default_factory=CollectionConfig)
+    collectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the YAML file (passed as init kwargs).
+        return (env_settings, init_settings)
+
+
+def _format_errors(exc: ValidationError) -> ConfigError:
+    first = exc.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "<root>"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = len(exc.errors()) - 1
+    if more:
+        others = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[1:])
+        msg = f"{msg} (and {more} more: {others})"
+    return ConfigError(key, msg)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(str(path), "config file not found") from exc
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read config file: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), f"invalid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "top level must be a mapping of sections")
+    return data
+
+
+def config_path_from_env(environ: Mapping[str, str] | None = None) -> Path | None:
+    env = os.environ if environ is None else environ
+    value = env.get(CONFIG_ENV)
+    if value:
+        return Path(value)
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from ``path`` (YAML), the environment, then ``overrides``."""
+    data: dict[str, Any] = read_yaml(path) if path is not None else {}
+    for key, value in overrides.items():
+        data[key] = value
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise _format_errors(exc) from None
