@@ -1,0 +1,47 @@
+# sysmon: `make run` starts the service, `make test` runs every check. Both set up first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+RUN_STAMP  := $(VENV)/.run-installed
+TEST_STAMP := $(VENV)/.test-installed
+NPM_STAMP  := node_modules/.npm-installed
+
+.PHONY: run test setup lint format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(RUN_STAMP): $(BIN)/python requirements-level1.txt pyproject.toml
+	$(BIN)/pip install -q -r requirements-level1.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+$(TEST_STAMP): $(RUN_STAMP) requirements-dev.txt
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $@
+
+$(NPM_STAMP): package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(RUN_STAMP) $(NPM_STAMP)
+
+run: setup
+	mkdir -p data
+	$(BIN)/sysmon serve
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check app tests bench
+	$(BIN)/ruff format --check app tests bench
+	$(BIN)/mypy
+
+format: $(TEST_STAMP)
+	$(BIN)/ruff format app tests bench
+	$(BIN)/ruff check --fix app tests bench
+
+test: $(TEST_STAMP) $(NPM_STAMP) lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache

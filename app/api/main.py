@@ -1,0 +1,13 @@
+"""Includes every router; nothing else lives here."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api.routes import health, metrics, stream, web
+
+api_router = APIRouter()
+api_router.include_router(health.router)
+api_router.include_router(metrics.router)
+api_router.include_router(stream.router)
+api_router.include_router(web.router)

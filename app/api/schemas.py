@@ -1,0 +1,71 @@
+"""Response models: they document the wire format in OpenAPI (``/docs``).
+
+Hot endpoints build their JSON directly (the snapshot is serialised once per tick), so
+these models describe the shape rather than validate each response.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class CurrentResponse(BaseModel):
+    timestamp: float = Field(description="UTC epoch seconds of the collection tick")
+    metrics: dict[str, dict[str, Any]] = Field(
+        description='Per metric: {"total": {field: value}, "<label>": {"<name>": {field: value}}}'
+    )
+    processes: list[dict[str, Any]] = Field(description="Top processes by CPU")
+    errors: dict[str, str] = Field(description="Collectors that failed this tick")
+
+
+class SeriesResponse(BaseModel):
+    metric: str
+    labels: dict[str, str] = Field(description="Series selector; empty = totals")
+    start: float
+    end: float
+    resolution: str = Field(description="Tier the answer came from: raw, 1m, 5m, 1h")
+    agg: str = Field(description="Aggregate used inside each bucket: mean, min, max")
+    step_seconds: float
+    timestamps: list[float] = Field(description="Bucket start times, UTC epoch seconds")
+    fields: dict[str, list[float | None]] = Field(description="Values per field; null = gap")
+    units: dict[str, str]
+
+
+class ProcessesResponse(BaseModel):
+    timestamp: float
+    sort: Literal["cpu", "memory"]
+    limit: int
+    processes: list[dict[str, Any]]
+
+
+class DatabaseHealth(BaseModel):
+    reachable: bool
+    backend: str
+    size_bytes: int | None
+    pending_writes: int
+    last_error: str | None
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    uptime_seconds: float
+    database: DatabaseHealth
+    last_collection_age_seconds: float | None
+    collection_interval_seconds: int
+    collector_errors: dict[str, str]
+    live_clients: int
+
+
+class SystemResponse(BaseModel):
+    hostname: str
+    os: str
+    boot_time: float | None
+    uptime_seconds: float | None
+    cpu_count: int | None
+    cpu_count_physical: int | None
+    collection_interval_seconds: int
+    collectors: list[str]
+    thresholds: dict[str, dict[str, float]]

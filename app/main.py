@@ -1,0 +1,247 @@
+"""Application factory and lifespan.
+
+``create_app(settings)`` builds nothing stateful by itself: the lifespan creates the store,
+collectors, live hub and scheduler, and closes them on shutdown, so each app (and each
+test) owns its own parts. ``app = create_app()`` is the uvicorn entry point
+(``uvicorn app.main:app``); it reads ``config/config.yaml`` (or ``$SYSMON_CONFIG``).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from app import __version__
+from app.api.errors import install_handlers
+from app.api.main import api_router
+from app.clock import Clock, SystemClock
+from app.collectors.base import Collector
+from app.collectors.registry import CollectorRegistry, discover
+from app.config import Settings, config_path_from_env, load_settings
+from app.errors import ConfigError
+from app.live import LiveHub
+from app.models import Snapshot
+from app.scheduler import BufferedWriter, CollectionLoop, Consumer, Latest, LatestView
+from app.scheduler import start_scheduler
+from app.serialize import snapshot_document, to_json_bytes
+from app.storage.base import TimeSeriesStore
+from app.storage.sqlite import SQLiteStore
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
+VENDOR_DIRS = {"uplot": ROOT / "node_modules" / "uplot" / "dist"}
+
+
+def build_collectors(
+    settings: Settings, registry: CollectorRegistry, source: Any
+) -> dict[str, Collector]:
+    """Instantiate every enabled collector; a bad section raises ConfigError naming it."""
+    unknown = sorted(set(settings.collectors) - set(registry.names()))
+    if unknown:
+        raise ConfigError(
+            f"collectors.{unknown[0]}", f"unknown collector; known: {registry.names()}"
+        )
+    collectors: dict[str, Collector] = {}
+    for factory in registry:
+        section = settings.collectors.get(factory.name, {})
+        try:
+            options = factory.Options.model_validate(section)
+        except Exception as exc:
+            raise _option_error(factory.name, exc) from None
+        if options.enabled:
+            collectors[factory.name] = factory(source, options)
+    return collectors
+
+
+def _option_error(name: str, exc: Exception) -> ConfigError:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        return ConfigError(f"collectors.{name}.{loc}" if loc else f"collectors.{name}", msg)
+    return ConfigError(f"collectors.{name}", str(exc))
+
+
+def validate_settings(settings: Settings, registry: CollectorRegistry | None = None) -> None:
+    """Everything ``sysmon config check`` checks beyond the pydantic models."""
+    from app.collectors.source import PsutilSource
+
+    build_collectors(settings, registry or discover(), PsutilSource())
+
+
+def _thresholds(settings: Settings) -> dict[str, dict[str, float]]:
+    """Warning/critical levels per ``metric.field`` from the alert rules (for the UI)."""
+    out: dict[str, dict[str, float]] = {}
+    for rule in settings.alerts.rules:
+        data = rule if isinstance(rule, dict) else rule.model_dump()
+        metric = str(data.get("metric") or data.get("field") or "")
+        threshold = data.get("threshold")
+        severity = str(data.get("severity", "warning"))
+        if metric and isinstance(threshold, int | float):
+            level = out.setdefault(metric, {})
+            level[severity] = min(float(threshold), level.get(severity, float("inf")))
+    return out
+
+
+def _host_info(settings: Settings, source: Any, collectors: list[str], clock: Clock) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "hostname": socket.gethostname(),
+        "os": f"{platform.system()} {platform.release()}",
+        "collectors": collectors,
+        "thresholds": _thresholds(settings),
+        "started_monotonic": clock.monotonic(),
+    }
+    for key, getter in (
+        ("boot_time", "boot_time"),
+        ("cpu_count", "cpu_count_logical"),
+        ("cpu_count_physical", "cpu_count_physical"),
+    ):
+        fn: Callable[[], Any] | None = getattr(source, getter, None)
+        try:
+            info[key] = fn() if fn is not None else None
+        except Exception:
+            info[key] = None
+    return info
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    source: Any = None,
+    clock: Clock | None = None,
+    store: TimeSeriesStore | None = None,
+    registry: CollectorRegistry | None = None,
+    run_scheduler: bool = True,
+) -> FastAPI:
+    """Build the FastAPI app. Parts not given are built from ``settings`` in the lifespan.
+
+    ``run_scheduler=False`` leaves collection to the caller (tests call
+    ``app.state.loop.tick()`` to collect deterministically).
+    """
+    the_settings = settings if settings is not None else load_settings(config_path_from_env())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from app.collectors.source import PsutilSource
+
+        the_clock = clock or SystemClock()
+        the_registry = registry or discover()
+        the_source = source if source is not None else PsutilSource()
+        collectors = build_collectors(the_settings, the_registry, the_source)
+        the_store = store or SQLiteStore(
+            the_settings.database.path,
+            retention=the_settings.retention,
+            interval_seconds=the_settings.collection.interval_seconds,
+            clock=the_clock,
+        )
+        await anyio.to_thread.run_sync(the_store.open)
+        hub = LiveHub()
+        import asyncio
+
+        hub.bind(asyncio.get_running_loop())
+        latest = Latest()
+        writer = BufferedWriter(
+            the_store, the_settings.database.write_buffer_max_ticks, the_clock
+        )
+        rows = the_settings.api.current_process_rows
+
+        def on_snapshot(snapshot: Snapshot, mono: float) -> None:
+            body = to_json_bytes(snapshot_document(snapshot, rows))
+            latest.set(LatestView(snapshot=snapshot, body=body, monotonic=mono))
+            hub.publish(body)
+
+        consumers: list[tuple[str, Consumer]] = [("store", writer)]
+        alerts = _build_alerts(the_settings, the_clock)
+        if alerts is not None:
+            consumers.append(("alerts", alerts))
+        loop = CollectionLoop(
+            collectors,
+            the_clock,
+            consumers,
+            on_snapshot,
+            the_settings.collection.collector_timeout_seconds,
+        )
+        app.state.settings = the_settings
+        app.state.clock = the_clock
+        app.state.registry = the_registry
+        app.state.store = the_store
+        app.state.hub = hub
+        app.state.latest = latest
+        app.state.writer = writer
+        app.state.loop = loop
+        app.state.alerts = alerts
+        app.state.host = _host_info(the_settings, the_source, sorted(collectors), the_clock)
+        scheduler = None
+        if run_scheduler:
+            scheduler = start_scheduler(
+                loop.tick, the_settings.collection.interval_seconds, the_clock
+            )
+        logger.info(
+            "sysmon %s collecting %s every %ss into %s",
+            __version__,
+            ",".join(sorted(collectors)),
+            the_settings.collection.interval_seconds,
+            the_settings.database.path,
+        )
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                await anyio.to_thread.run_sync(lambda: scheduler.shutdown(wait=True))
+            loop.close()
+            await anyio.to_thread.run_sync(writer.flush)
+            if alerts is not None:
+                alerts.stop()
+            await anyio.to_thread.run_sync(the_store.close)
+
+    app = FastAPI(
+        title="sysmon",
+        version=__version__,
+        description="Single-server system resource monitor: metrics, history, alerts.",
+        lifespan=lifespan,
+    )
+    install_handlers(app)
+    app.include_router(api_router)
+    if STATIC_DIR.exists():
+        for name, folder in VENDOR_DIRS.items():
+            if folder.exists():
+                app.mount(f"/static/vendor/{name}", StaticFiles(directory=folder), name=name)
+            else:
+                logger.warning("%s not installed (run `npm ci`): dashboard charts disabled", name)
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _build_alerts(settings: Settings, clock: Clock) -> Any:
+    """The alert engine, once ``app.alerts.service`` exists (issue: alerts)."""
+    try:
+        from app.alerts import service  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return service.AlertService.from_settings(settings, clock)  # pragma: no cover
+
+
+def _app_from_environment() -> FastAPI:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return create_app()
+    except ConfigError as exc:
+        logger.error("invalid configuration: %s", exc)
+        sys.exit(2)
+
+
+app = _app_from_environment()
