@@ -1,0 +1,67 @@
+"""Start the service as a real subprocess (the way a user does) and wait for it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def service_env(db_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYSMON_")}
+    env["SYSMON_DATABASE__PATH"] = str(db_path)
+    env["SYSMON_COLLECTION__INTERVAL_SECONDS"] = "1"
+    env.update(extra)
+    return env
+
+
+def wait_healthy(base_url: str, timeout: float = 30.0) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.get(f"{base_url}/api/v1/health", timeout=2)
+            body = r.json()
+            if r.status_code == 200 and body.get("last_collection_age_seconds") is not None:
+                return dict(body)
+            last = body
+        except (httpx.HTTPError, ValueError) as exc:
+            last = exc
+        time.sleep(0.1)
+    raise TimeoutError(f"service not healthy at {base_url}: {last}")
+
+
+@contextmanager
+def running_service(
+    argv: Sequence[str], env: dict[str, str], port: int
+) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *argv], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}")
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

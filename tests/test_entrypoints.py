@@ -1,0 +1,56 @@
+"""The spec's commands work: ``uvicorn app.main:app`` and ``sysmon serve``, with the real
+scheduler collecting every second into a real SQLite file."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.process import free_port, running_service, service_env
+
+
+@pytest.mark.parametrize("how", ["uvicorn", "sysmon"])
+def test_service_collects_and_serves(tmp_path: Path, how: str) -> None:
+    port = free_port()
+    db = tmp_path / "sysmon.db"
+    argv = (
+        ["uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
+        if how == "uvicorn"
+        else ["app", "serve", "--port", str(port)]
+    )
+    with running_service(argv, service_env(db), port) as proc:
+        base = f"http://127.0.0.1:{port}"
+        first = httpx.get(f"{base}/api/v1/metrics/current").json()["timestamp"]
+        deadline = time.monotonic() + 10
+        later = first
+        while later == first and time.monotonic() < deadline:
+            time.sleep(0.2)
+            later = httpx.get(f"{base}/api/v1/metrics/current").json()["timestamp"]
+        assert later > first, "the scheduler keeps collecting"
+        assert abs(later - round(later)) < 0.5
+        cpu = httpx.get(f"{base}/api/v1/metrics/cpu", params={"resolution": "raw"}).json()
+        assert any(v is not None for v in cpu["fields"]["percent"])
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_service_binds_localhost_by_default(tmp_path: Path) -> None:
+    port = free_port()
+    with running_service(["app", "serve", "--port", str(port)], service_env(tmp_path / "d.db"), port):
+        body = httpx.get(f"http://127.0.0.1:{port}/api/v1/health").json()
+        assert body["status"] == "ok"
+        import socket
+
+        # Not reachable on any non-loopback address of this host.
+        for addr in {i[4][0] for i in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}:
+            if addr.startswith("127."):
+                continue
+            with pytest.raises(httpx.ConnectError):
+                httpx.get(f"http://{addr}:{port}/api/v1/health", timeout=2)
