@@ -27,6 +27,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.config:
         os.environ["SYSMON_CONFIG"] = args.config
     from app.main import create_app
+
     host = args.host or settings.server.host
     port = args.port or settings.server.port
     app = create_app(settings)
@@ -73,7 +74,9 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sysmon", description="Single-server system monitor")
-    parser.add_argument("--config", help="config file (default: $SYSMON_CONFIG or config/config.yaml)")
+    parser.add_argument(
+        "--config", help="config file (default: $SYSMON_CONFIG or config/config.yaml)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the service (API, dashboard, collection)")
     serve.add_argument("--host", help="bind address (default: server.host, 127.0.0.1)")
@@ -81,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     collect = sub.add_parser("collect", help="collect once and print a JSON snapshot")
     collect.add_argument("--once", action="store_true", default=True, help="(default) one snapshot")
-    collect.add_argument("--wait", type=float, default=1.0, help="seconds between the baseline and the sample")
+    collect.add_argument(
+        "--wait", type=float, default=1.0, help="seconds between the baseline and the sample"
+    )
     collect.add_argument("--pretty", action="store_true", help="indent the JSON")
     collect.set_defaults(func=cmd_collect)
     config = sub.add_parser("config", help="configuration commands")

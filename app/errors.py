@@ -1,12 +1,12 @@
 """Exception hierarchy of sysmon.
 
-    SysmonError
-     +-- ConfigError          invalid config file or environment; names the key
-     +-- CollectorError       one collector failed this tick (others go on)
-     +-- StorageError         the time-series store could not read or write
-     |    +-- StorageFullError   disk full / quota (ENOSPC); writes are buffered
-     +-- QueryError           a valid request the store cannot answer (unknown series)
-     +-- NotifierError        a notification channel failed (retried with backoff)
+SysmonError
+ +-- ConfigError          invalid config file or environment; names the key
+ +-- CollectorError       one collector failed this tick (others go on)
+ +-- StorageError         the time-series store could not read or write
+ |    +-- StorageFullError   disk full / quota (ENOSPC); writes are buffered
+ +-- QueryError           a valid request the store cannot answer (unknown series)
+ +-- NotifierError        a notification channel failed (retried with backoff)
 """
 
 from __future__ import annotations

@@ -31,8 +31,14 @@ from app.config import Settings, config_path_from_env, load_settings
 from app.errors import ConfigError
 from app.live import LiveHub
 from app.models import Snapshot
-from app.scheduler import BufferedWriter, CollectionLoop, Consumer, Latest, LatestView
-from app.scheduler import start_scheduler
+from app.scheduler import (
+    BufferedWriter,
+    CollectionLoop,
+    Consumer,
+    Latest,
+    LatestView,
+    start_scheduler,
+)
 from app.serialize import snapshot_document, to_json_bytes
 from app.storage.base import TimeSeriesStore
 from app.storage.sqlite import SQLiteStore
@@ -97,7 +103,9 @@ def _thresholds(settings: Settings) -> dict[str, dict[str, float]]:
     return out
 
 
-def _host_info(settings: Settings, source: Any, collectors: list[str], clock: Clock) -> dict[str, Any]:
+def _host_info(
+    settings: Settings, source: Any, collectors: list[str], clock: Clock
+) -> dict[str, Any]:
     info: dict[str, Any] = {
         "hostname": socket.gethostname(),
         "os": f"{platform.system()} {platform.release()}",
@@ -154,9 +162,7 @@ def create_app(
 
         hub.bind(asyncio.get_running_loop())
         latest = Latest()
-        writer = BufferedWriter(
-            the_store, the_settings.database.write_buffer_max_ticks, the_clock
-        )
+        writer = BufferedWriter(the_store, the_settings.database.write_buffer_max_ticks, the_clock)
         rows = the_settings.api.current_process_rows
 
         def on_snapshot(snapshot: Snapshot, mono: float) -> None:
@@ -236,7 +242,9 @@ def _build_alerts(settings: Settings, clock: Clock) -> Any:
 
 
 def _app_from_environment() -> FastAPI:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         return create_app()
     except ConfigError as exc:

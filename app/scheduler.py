@@ -222,9 +222,7 @@ def start_scheduler(tick: Callable[[], Any], interval_seconds: int, clock: Clock
     first = math.floor(now / interval_seconds + 1) * interval_seconds
     scheduler.add_job(
         tick,
-        IntervalTrigger(
-            seconds=interval_seconds, start_date=datetime.fromtimestamp(first, tz=UTC)
-        ),
+        IntervalTrigger(seconds=interval_seconds, start_date=datetime.fromtimestamp(first, tz=UTC)),
         id="collect",
         max_instances=1,
         coalesce=True,

@@ -28,7 +28,9 @@ def group_samples(collected: Collected) -> dict[str, Any]:
             out["total"][sample.field] = sample.value
             continue
         key = sample.labels[0][0]
-        name = "/".join(v for _, v in sample.labels) if len(sample.labels) > 1 else sample.labels[0][1]
+        name = (
+            "/".join(v for _, v in sample.labels) if len(sample.labels) > 1 else sample.labels[0][1]
+        )
         out.setdefault(key, {}).setdefault(name, {})[sample.field] = sample.value
     return out
 

@@ -16,7 +16,11 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "app", *args],
-        capture_output=True, text=True, timeout=60, env=full_env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=full_env,
+        check=False,
     )
 
 

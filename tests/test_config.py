@@ -20,7 +20,10 @@ def test_repository_config_is_valid_and_matches_spec_defaults() -> None:
     assert settings.server.port == 8000
     assert settings.collection.interval_seconds == 1
     assert [(t.resolution, t.keep) for t in settings.retention.tiers] == [
-        ("raw", "1d"), ("1m", "7d"), ("5m", "30d"), ("1h", "365d"),
+        ("raw", "1d"),
+        ("1m", "7d"),
+        ("5m", "30d"),
+        ("1h", "365d"),
     ]
 
 

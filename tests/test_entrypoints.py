@@ -43,13 +43,17 @@ def test_service_collects_and_serves(tmp_path: Path, how: str) -> None:
 
 def test_service_binds_localhost_by_default(tmp_path: Path) -> None:
     port = free_port()
-    with running_service(["app", "serve", "--port", str(port)], service_env(tmp_path / "d.db"), port):
+    with running_service(
+        ["app", "serve", "--port", str(port)], service_env(tmp_path / "d.db"), port
+    ):
         body = httpx.get(f"http://127.0.0.1:{port}/api/v1/health").json()
         assert body["status"] == "ok"
         import socket
 
         # Not reachable on any non-loopback address of this host.
-        for addr in {i[4][0] for i in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}:
+        for addr in {
+            i[4][0] for i in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+        }:
             if addr.startswith("127."):
                 continue
             with pytest.raises(httpx.ConnectError):

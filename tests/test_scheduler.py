@@ -56,8 +56,12 @@ class Exploding:
         raise RuntimeError("boom")
 
 
-def make_loop(collectors: dict[str, Steady], consumers: list[tuple[str, Consumer]],
-              clock: FakeClock, timeout: float = 2.0) -> tuple[CollectionLoop, list[Snapshot]]:
+def make_loop(
+    collectors: dict[str, Steady],
+    consumers: list[tuple[str, Consumer]],
+    clock: FakeClock,
+    timeout: float = 2.0,
+) -> tuple[CollectionLoop, list[Snapshot]]:
     published: list[Snapshot] = []
     loop = CollectionLoop(collectors, clock, consumers, lambda s, m: published.append(s), timeout)
     return loop, published

@@ -49,8 +49,18 @@ def test_parse_instant_only_raises_value_error(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [("30s", 30), ("5m", 300), ("1h", 3600), ("1d", 86400), ("365d", 31_536_000), ("2w", 1_209_600),
-     ("90", 90), (15, 15), (1.5, 1.5), ("250ms", 0.25)],
+    [
+        ("30s", 30),
+        ("5m", 300),
+        ("1h", 3600),
+        ("1d", 86400),
+        ("365d", 31_536_000),
+        ("2w", 1_209_600),
+        ("90", 90),
+        (15, 15),
+        (1.5, 1.5),
+        ("250ms", 0.25),
+    ],
 )
 def test_parse_duration(value: str | int | float, seconds: float) -> None:
     assert parse_duration(value) == seconds

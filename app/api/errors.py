@@ -28,7 +28,9 @@ def install_handlers(app: FastAPI) -> None:
     async def _query_error(request: Request, exc: QueryError) -> JSONResponse:
         return JSONResponse(
             status_code=422,
-            content={"detail": [{"loc": ["query", exc.param], "msg": exc.message, "type": "value_error"}]},
+            content={
+                "detail": [{"loc": ["query", exc.param], "msg": exc.message, "type": "value_error"}]
+            },
         )
 
     @app.exception_handler(StorageError)

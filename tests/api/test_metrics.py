@@ -73,8 +73,10 @@ def test_per_device_series(client: httpx.Client, server: RunningServer, clock: F
     tick(server, clock, 3)
     current = client.get("/api/v1/metrics/current").json()
     mount = next(iter(current["metrics"]["disk"]["mount"]))
-    r = client.get("/api/v1/metrics/disk", params={"mount": mount, "resolution": "raw",
-                                                    "start": START, "end": START + 2})
+    r = client.get(
+        "/api/v1/metrics/disk",
+        params={"mount": mount, "resolution": "raw", "start": START, "end": START + 2},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["labels"] == {"mount": mount}
@@ -112,8 +114,12 @@ def _loc(response: httpx.Response) -> list[str]:
     ],
 )
 def test_bad_input_is_422_naming_the_parameter(
-    client: httpx.Client, server: RunningServer, clock: FakeClock,
-    path: str, params: dict[str, str], loc: list[str],
+    client: httpx.Client,
+    server: RunningServer,
+    clock: FakeClock,
+    path: str,
+    params: dict[str, str],
+    loc: list[str],
 ) -> None:
     tick(server, clock, 2)
     r = client.get(path, params=params)
@@ -203,7 +209,12 @@ def test_stream_sends_each_new_snapshot(
 
 def test_openapi_and_docs(client: httpx.Client) -> None:
     spec = client.get("/openapi.json").json()
-    for path in ("/api/v1/metrics/current", "/api/v1/metrics/{metric}",
-                 "/api/v1/metrics/processes", "/api/v1/health", "/api/v1/stream"):
+    for path in (
+        "/api/v1/metrics/current",
+        "/api/v1/metrics/{metric}",
+        "/api/v1/metrics/processes",
+        "/api/v1/health",
+        "/api/v1/stream",
+    ):
         assert path in spec["paths"]
     assert client.get("/docs").status_code == 200
