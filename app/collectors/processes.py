@@ -1,0 +1,277 @@
+"""Processes: the top-N table (by CPU and by memory) plus process and thread counts.
+
+Per-process CPU % is the delta of user+system CPU seconds between two ticks divided by
+the monotonic interval (100 = one full core, so a multi-threaded process can exceed
+100). It is keyed by ``(pid, create_time)`` so a reused pid never inherits another
+process's baseline. Nothing sleeps: ``psutil.Process.cpu_percent(interval)`` would block
+and its ``interval=None`` form keeps hidden per-object state.
+
+Choice: a process seen for the first time gets ``cpu_percent`` 0.0 (the contract type is
+a float) and still competes on memory, so a new memory hog appears immediately; its CPU
+shows from the next tick on.
+
+Cost: every tick reads only the cheap fields of every process (one ``/proc`` file each
+on Linux). Command line and user are fetched only for the selected rows and cached per
+``(pid, create_time)`` until the process exits, so a steady host pays nothing for them.
+Command lines are redacted (``redact_cmdline``) *before* truncation.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import re
+from collections.abc import Sequence
+from typing import ClassVar
+
+from pydantic import Field
+
+from app.collectors.base import CollectorOptions
+from app.collectors.registry import register
+from app.collectors.source import ITEM_ERRORS, ProcessInfo, SystemSource
+from app.models import Collected, MetricInfo, Sample
+
+logger = logging.getLogger(__name__)
+
+METRIC = "processes"
+REDACTED = "***"
+
+# --- secret redaction ------------------------------------------------------------
+
+_SECRET_WORDS = frozenset(
+    {
+        "password", "passwd", "pass", "pwd", "passphrase", "secret", "token", "auth",
+        "authorization", "credential", "credentials", "apikey", "cookie", "privatekey",
+    }
+)  # fmt: skip
+_SECRET_PAIRS = frozenset(
+    {("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key"),
+     ("client", "secret"), ("session", "id")}
+)  # fmt: skip
+_SECRET_SUFFIXES = ("password", "passwd", "secret", "token", "apikey")
+_SPLIT = re.compile(r"[-_.]+")
+
+# Short flags that take a password, per program (basename of argv[0]).
+# attached: "-pSECRET" (mysql's -p only ever attaches its value).
+_ATTACHED_FLAGS = {
+    "mysql": ("-p",), "mysqldump": ("-p",), "mysqladmin": ("-p",), "mariadb": ("-p",),
+    "mariadb-dump": ("-p",), "sshpass": ("-p",), "redis-cli": ("-a",),
+}  # fmt: skip
+# separate: "-p SECRET"
+_SEPARATE_FLAGS = {"sshpass": ("-p",), "redis-cli": ("-a",)}
+
+_URL_USERINFO = re.compile(r"(?P<pre>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+(?P<at>@)")
+_KEY_VALUE = re.compile(r"(?P<key>(?:-{1,2})?[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>=)(?P<value>.*)")
+_EMBEDDED = re.compile(
+    r"(?P<key>(?<![\w-])(?:-{1,2})?[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>=|\s+)"
+    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s&]+)"
+)
+_HEADER = re.compile(
+    r"(?i)^(?P<key>\s*(?:authorization|proxy-authorization|cookie|x-api-key|api-key|"
+    r"x-auth-token)\s*:\s*).+$"
+)
+_QUERY = re.compile(r"(?P<key>[?&;][A-Za-z0-9_.-]+)=(?P<value>[^&#\s]*)")
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a flag or variable name (``--db-password``, ``API_KEY``) names a secret.
+
+    Matches whole name components so ``--author`` or ``--max-tokens`` stay readable,
+    while ``DB_PASSWORD``, ``client_secret`` and ``accesstoken`` are caught.
+    """
+    parts = [p for p in _SPLIT.split(key.lower().lstrip("-")) if p]
+    if not parts:
+        return False
+    for i, part in enumerate(parts):
+        if part in _SECRET_WORDS or part.endswith(_SECRET_SUFFIXES):
+            return True
+        if i + 1 < len(parts) and (part, parts[i + 1]) in _SECRET_PAIRS:
+            return True
+    return False
+
+
+def _redact_text(arg: str) -> str:
+    """Redact secrets embedded anywhere in one argument (also ``sh -c "..."`` strings)."""
+    arg = _URL_USERINFO.sub(lambda m: f"{m['pre']}{REDACTED}{m['at']}", arg)
+    if _HEADER.match(arg):
+        return _HEADER.sub(lambda m: f"{m['key']}{REDACTED}", arg)
+
+    def query(m: re.Match[str]) -> str:
+        return f"{m['key']}={REDACTED}" if is_secret_key(m["key"][1:]) else m[0]
+
+    arg = _QUERY.sub(query, arg)
+
+    def embedded(m: re.Match[str]) -> str:
+        key = m["key"]
+        if m["sep"] != "=" and not key.startswith("--"):
+            return m[0]  # "word word": only "--flag value" is a key/value pair
+        if not is_secret_key(key) or m["value"].startswith("-") or m["value"] == REDACTED:
+            return m[0]
+        return f"{key}{m['sep']}{REDACTED}"
+
+    return _EMBEDDED.sub(embedded, arg)
+
+
+def redact_cmdline(args: Sequence[str]) -> str:
+    """Join ``argv`` into one string with secret values replaced by ``***``.
+
+    Caught: ``--password=x``/``--token x`` style flags (any flag whose name has a
+    secret-ish component), ``PASSWORD=x``/``api_key=x`` assignments, ``user:pass@`` in
+    URLs, secret query parameters, ``Authorization:``-style header arguments, and a few
+    tools' short flags (``mysql -px``, ``sshpass -p x``, ``redis-cli -a x``). Anything
+    else passes through; this is best-effort hygiene, not a guarantee.
+    """
+    if not args:
+        return ""
+    prog = os.path.basename(args[0])
+    attached = _ATTACHED_FLAGS.get(prog, ())
+    separate = _SEPARATE_FLAGS.get(prog, ())
+    out: list[str] = []
+    redact_next = False
+    for arg in args:
+        if redact_next and not arg.startswith("-"):
+            out.append(REDACTED)
+            redact_next = False
+            continue
+        redact_next = False
+        if arg in separate or (
+            arg.startswith("--") and "=" not in arg and " " not in arg and is_secret_key(arg)
+        ):
+            out.append(arg)
+            redact_next = True
+            continue
+        flag = next((f for f in attached if arg.startswith(f) and len(arg) > len(f)), None)
+        if flag is not None:
+            out.append(f"{flag}{REDACTED}")
+            continue
+        m = _KEY_VALUE.fullmatch(arg)
+        if m is not None and " " not in m["key"] and is_secret_key(m["key"]):
+            out.append(f"{m['key']}={REDACTED}")
+            continue
+        out.append(_redact_text(arg))
+    return " ".join(out)
+
+
+def truncate(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    return text[: max(0, max_chars - 1)] + "…"
+
+
+# --- the collector -----------------------------------------------------------------
+
+_Key = tuple[int, float]
+
+
+def _full_name(name: str, cmdline: tuple[str, ...] | None) -> str:
+    """Linux truncates ``comm`` to 15 chars; recover the full name from argv[0] like psutil."""
+    if len(name) >= 15 and cmdline:
+        base = os.path.basename(cmdline[0])
+        if base.startswith(name):
+            return base
+    return name
+
+
+@register("processes")
+class ProcessesCollector:
+    """Top processes by CPU and memory, process and thread counts."""
+
+    class Options(CollectorOptions):
+        top_n: int = Field(default=100, ge=0, le=10_000)
+        cmdline_max_chars: int = Field(default=256, ge=0, le=65_536)
+        include_cmdline: bool = True
+
+    name: ClassVar[str]
+    fields: ClassVar[tuple[MetricInfo, ...]] = (
+        MetricInfo("count", "processes", "Processes on the host"),
+        MetricInfo("threads", "threads", "Threads over all processes"),
+    )
+
+    def __init__(self, source: SystemSource, options: Options) -> None:
+        self._source = source
+        self._options = options
+        self._prev: dict[_Key, tuple[float, float]] = {}
+        self._details: dict[_Key, tuple[str, str | None, str]] = {}
+
+    def collect(self, monotonic: float) -> Collected:
+        src = self._source
+        mem_total = src.virtual_memory().total
+        prev = self._prev
+        current: dict[_Key, tuple[float, float]] = {}
+        scored: list[tuple[float, int, ProcessInfo]] = []
+        threads = 0
+        for proc in src.processes():
+            key = (proc.pid, proc.create_time)
+            cpu = 0.0
+            if proc.cpu_time is not None:
+                current[key] = (proc.cpu_time, monotonic)
+                before = prev.get(key)
+                if before is not None:
+                    elapsed = monotonic - before[1]
+                    delta = proc.cpu_time - before[0]
+                    if elapsed > 0 and delta >= 0:
+                        cpu = delta / elapsed * 100.0
+            threads += proc.num_threads or 0
+            scored.append((cpu, proc.rss or 0, proc))
+        self._prev = current
+
+        samples = (
+            Sample(METRIC, "count", float(len(scored))),
+            Sample(METRIC, "threads", float(threads)),
+        )
+        n = self._options.top_n
+        by_cpu = heapq.nlargest(n, scored, key=lambda s: (s[0], s[1]))
+        by_mem = heapq.nlargest(n, scored, key=lambda s: s[1])
+        chosen: dict[int, tuple[float, int, ProcessInfo]] = {}
+        for item in (*by_cpu, *by_mem):
+            chosen[item[2].pid] = item
+        ordered = sorted(chosen.values(), key=lambda s: (-s[0], -s[1], s[2].pid))
+
+        rows = tuple(self._row(cpu, rss, proc, mem_total) for cpu, rss, proc in ordered)
+        # Forget details of processes that exited (their key is no longer listed).
+        self._details = {k: v for k, v in self._details.items() if k in current}
+        return Collected(samples=samples, rows=rows)
+
+    def _details_for(self, proc: ProcessInfo) -> tuple[str, str | None, str]:
+        key = (proc.pid, proc.create_time)
+        cached = self._details.get(key)
+        if cached is not None:
+            return cached
+        opts = self._options
+        want_cmdline = opts.include_cmdline
+        try:
+            details = self._source.process_details(proc.pid, proc.create_time, cmdline=want_cmdline)
+        except ITEM_ERRORS as exc:
+            # Gone or denied between listing and now: keep the row, without extras.
+            # Not cached, so a denied read is retried next time the row is shown.
+            logger.debug(
+                "process details unavailable",
+                extra={"collector": "processes", "pid": proc.pid, "error": repr(exc)},
+            )
+            return proc.name, None, ""
+        cmd = ""
+        if want_cmdline and details.cmdline:
+            cmd = truncate(redact_cmdline(details.cmdline), opts.cmdline_max_chars)
+        result = (_full_name(proc.name, details.cmdline), details.username, cmd)
+        self._details[key] = result
+        return result
+
+    def _row(self, cpu: float, rss: int, proc: ProcessInfo, mem_total: int) -> dict[str, object]:
+        name, user, cmdline = self._details_for(proc)
+        return {
+            "pid": proc.pid,
+            "name": name,
+            "user": user,
+            "cpu_percent": round(cpu, 2),
+            "memory_percent": round(rss / mem_total * 100.0, 2) if mem_total > 0 else 0.0,
+            "rss_bytes": rss,
+            "status": proc.status or "unknown",
+            "threads": proc.num_threads or 0,
+            "create_time": proc.create_time,
+            "cmdline": cmdline,
+        }
+
+    def close(self) -> None:
+        self._prev = {}
+        self._details = {}
