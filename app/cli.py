@@ -38,12 +38,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_collect(args: argparse.Namespace) -> int:
     from app.collectors.registry import discover
     from app.collectors.source import PsutilSource
-    from app.main import build_collectors
     from app.scheduler import CollectionLoop
     from app.serialize import snapshot_document
 
     settings = _settings(args.config)
-    collectors = build_collectors(settings, discover(), PsutilSource())
+    collectors = discover().build(settings.collectors, PsutilSource())
     loop = CollectionLoop(
         collectors,
         SystemClock(),

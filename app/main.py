@@ -25,7 +25,6 @@ from app import __version__
 from app.api.errors import install_handlers
 from app.api.main import api_router
 from app.clock import Clock, SystemClock
-from app.collectors.base import Collector
 from app.collectors.registry import CollectorRegistry, discover
 from app.config import Settings, config_path_from_env, load_settings
 from app.errors import ConfigError
@@ -41,7 +40,6 @@ from app.scheduler import (
 )
 from app.serialize import snapshot_document, to_json_bytes
 from app.storage.base import TimeSeriesStore
-from app.storage.sqlite import SQLiteStore
 
 logger = logging.getLogger(__name__)
 
@@ -50,43 +48,11 @@ STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
 VENDOR_DIRS = {"uplot": ROOT / "node_modules" / "uplot" / "dist"}
 
 
-def build_collectors(
-    settings: Settings, registry: CollectorRegistry, source: Any
-) -> dict[str, Collector]:
-    """Instantiate every enabled collector; a bad section raises ConfigError naming it."""
-    unknown = sorted(set(settings.collectors) - set(registry.names()))
-    if unknown:
-        raise ConfigError(
-            f"collectors.{unknown[0]}", f"unknown collector; known: {registry.names()}"
-        )
-    collectors: dict[str, Collector] = {}
-    for factory in registry:
-        section = settings.collectors.get(factory.name, {})
-        try:
-            options = factory.Options.model_validate(section)
-        except Exception as exc:
-            raise _option_error(factory.name, exc) from None
-        if options.enabled:
-            collectors[factory.name] = factory(source, options)
-    return collectors
-
-
-def _option_error(name: str, exc: Exception) -> ConfigError:
-    from pydantic import ValidationError
-
-    if isinstance(exc, ValidationError):
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        return ConfigError(f"collectors.{name}.{loc}" if loc else f"collectors.{name}", msg)
-    return ConfigError(f"collectors.{name}", str(exc))
-
-
 def validate_settings(settings: Settings, registry: CollectorRegistry | None = None) -> None:
     """Everything ``sysmon config check`` checks beyond the pydantic models."""
     from app.collectors.source import PsutilSource
 
-    build_collectors(settings, registry or discover(), PsutilSource())
+    (registry or discover()).build(settings.collectors, PsutilSource())
 
 
 def _thresholds(settings: Settings) -> dict[str, dict[str, float]]:
@@ -149,13 +115,8 @@ def create_app(
         the_clock = clock or SystemClock()
         the_registry = registry or discover()
         the_source = source if source is not None else PsutilSource()
-        collectors = build_collectors(the_settings, the_registry, the_source)
-        the_store = store or SQLiteStore(
-            the_settings.database.path,
-            retention=the_settings.retention,
-            interval_seconds=the_settings.collection.interval_seconds,
-            clock=the_clock,
-        )
+        collectors = the_registry.build(the_settings.collectors, the_source)
+        the_store = store or _build_store(the_settings, the_clock)
         await anyio.to_thread.run_sync(the_store.open)
         hub = LiveHub()
         import asyncio
@@ -230,6 +191,17 @@ def create_app(
                 logger.warning("%s not installed (run `npm ci`): dashboard charts disabled", name)
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def _build_store(settings: Settings, clock: Clock) -> TimeSeriesStore:
+    from app.storage.sqlite import SQLiteStore
+
+    return SQLiteStore(
+        settings.database.path,
+        retention=settings.retention,
+        interval_seconds=settings.collection.interval_seconds,
+        clock=clock,
+    )
 
 
 def _build_alerts(settings: Settings, clock: Clock) -> Any:

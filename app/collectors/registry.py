@@ -11,11 +11,14 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 from typing import Any, TypeVar
 
-from app.collectors.base import CollectorFactory
+from pydantic import ValidationError
+
+from app.collectors.base import Collector, CollectorFactory
+from app.errors import ConfigError
 
 _MARK = "__sysmon_collector__"
 T = TypeVar("T")
@@ -62,6 +65,31 @@ class CollectorRegistry:
 
     def __iter__(self) -> Iterator[CollectorFactory]:
         return iter(self._factories[n] for n in self.names())
+
+    def build(self, sections: Mapping[str, Mapping[str, Any]], source: Any) -> dict[str, Collector]:
+        """Instantiate every enabled collector from its config section (``collectors.<name>``).
+
+        A collector without a section runs with its defaults. An unknown name or a bad
+        option raises ``ConfigError`` naming the dotted key.
+        """
+        unknown = sorted(set(sections) - set(self._factories))
+        if unknown:
+            raise ConfigError(
+                f"collectors.{unknown[0]}", f"unknown collector; known: {self.names()}"
+            )
+        collectors: dict[str, Collector] = {}
+        for factory in self:
+            try:
+                options = factory.Options.model_validate(sections.get(factory.name) or {})
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                loc = ".".join(str(p) for p in err["loc"])
+                msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+                key = f"collectors.{factory.name}" + (f".{loc}" if loc else "")
+                raise ConfigError(key, msg) from None
+            if options.enabled:
+                collectors[factory.name] = factory(source, options)
+        return collectors
 
 
 def _marked_classes(module: ModuleType) -> Iterator[Any]:

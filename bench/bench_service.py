@@ -1,0 +1,127 @@
+"""Issue 2 benchmark: the whole service at a 1 s interval.
+
+1. CPU % of one core and RSS of the service's process tree over ``--idle`` seconds
+   (default 60) after a warm-up, read from /proc.
+2. ``/api/v1/metrics/current`` and a 1-hour range query under 100 concurrent connections
+   (wrk when installed, else a bounded asyncio client): requests/s, p50, p99.
+
+The database is pre-filled with one hour of ticks (real collector output, replayed with
+shifted timestamps) so the range query has a full hour to read.
+
+    .venv/bin/python -m bench.bench_service [--idle 60] [--load 20] [--connections 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import httpx
+from app.storage.sqlite import SQLiteStore
+
+from app.clock import SystemClock
+from app.collectors.registry import discover
+from app.collectors.source import PsutilSource
+from app.config import load_settings
+from app.models import Snapshot
+from app.scheduler import CollectionLoop
+from bench.loadgen import load
+from bench.proctree import sample_tree
+from tests.support.process import free_port, service_env, wait_healthy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def prefill(db: Path, seconds: int) -> float:
+    settings = load_settings(None)
+    collectors = discover().build(settings.collectors, PsutilSource())
+    loop = CollectionLoop(collectors, SystemClock(), [], lambda s, m: None, 5.0)
+    loop.tick()
+    time.sleep(1)
+    real = loop.tick()
+    loop.close()
+    store = SQLiteStore(db, retention=settings.retention, interval_seconds=1)
+    store.open()
+    now = float(int(time.time()))
+    for i in range(seconds, 0, -1):
+        store.write(Snapshot(timestamp=now - i, results=real.results))
+    for _ in range(10_000):
+        before = store.stats().rows
+        store.maintain(now)
+        if store.stats().rows == before:
+            break
+    store.close()
+    return now
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--idle", type=int, default=60)
+    parser.add_argument("--load", type=int, default=20)
+    parser.add_argument("--connections", type=int, default=100)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "service.json"))
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="sysmon-bench-"))
+    db = tmp / "sysmon.db"
+    t0 = time.monotonic()
+    filled_until = prefill(db, 3600)
+    sys.stderr.write(f"prefilled 1 h in {time.monotonic() - t0:.1f}s\n")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=service_env(db),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_healthy(base)
+        time.sleep(10)  # warm-up: first rollups, caches
+        start = sample_tree(proc.pid)
+        w0 = time.monotonic()
+        rss_max = start.rss_bytes
+        while time.monotonic() - w0 < args.idle:
+            time.sleep(5)
+            rss_max = max(rss_max, sample_tree(proc.pid).rss_bytes)
+        end = sample_tree(proc.pid)
+        wall = time.monotonic() - w0
+        cpu_pct = (end.cpu_seconds - start.cpu_seconds) / wall * 100
+        health = httpx.get(f"{base}/api/v1/health").json()
+        results: dict[str, object] = {
+            "idle_seconds": round(wall, 1),
+            "cpu_percent_of_one_core": round(cpu_pct, 3),
+            "rss_mib_end": round(end.rss_bytes / 2**20, 1),
+            "rss_mib_max": round(rss_max / 2**20, 1),
+            "processes_in_tree": end.pids,
+            "health": health["status"],
+        }
+        rng = f"{base}/api/v1/metrics/cpu?start={filled_until - 3600:.0f}&end={filled_until:.0f}"
+        check = httpx.get(rng).json()
+        results["range_resolution"] = check["resolution"]
+        results["range_points"] = len(check["timestamps"])
+        for name, url in (("current", f"{base}/api/v1/metrics/current"), ("range_1h", rng)):
+            res = load(url, args.connections, args.load)
+            results[name] = asdict(res)
+        after = httpx.get(f"{base}/api/v1/health").json()
+        results["health_after_load"] = after["status"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    sys.stdout.write(json.dumps(results, indent=2) + "\n")
+    sys.stdout.write(f"machine: {os.cpu_count()} cores\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""Load generation: wrk (Debian package) when present, else a bounded asyncio client.
+
+Both report requests/s and latency percentiles for N concurrent connections against one
+URL on 127.0.0.1, for a fixed duration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+
+import httpx
+
+
+@dataclass
+class LoadResult:
+    tool: str
+    url: str
+    connections: int
+    seconds: float
+    requests: int
+    errors: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    mean_ms: float
+
+
+_UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s|m)", text)
+    if not m:
+        raise ValueError(text)
+    return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+def run_wrk(url: str, connections: int, seconds: int, threads: int = 2) -> LoadResult:
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "--timeout",
+            "5s",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 30,
+    ).stdout
+    lat = {m.group(1): _ms(m.group(2)) for m in re.finditer(r"^\s+(\d+)%\s+(\S+)", out, re.M)}
+    mean = _ms(re.search(r"Latency\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = 0
+    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        errors += int(m.group(1))
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+        errors += sum(int(g) for g in m.groups())
+    return LoadResult(
+        "wrk", url, connections, seconds, reqs, errors, rps, lat["50"], lat["99"], mean
+    )
+
+
+async def _python_load(url: str, connections: int, seconds: float) -> LoadResult:
+    latencies: list[float] = []
+    errors = 0
+    stop = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(limits=limits, timeout=5) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.monotonic() < stop:
+                t0 = time.perf_counter()
+                try:
+                    r = await client.get(url)
+                    if r.status_code != 200:
+                        errors += 1
+                except httpx.HTTPError:
+                    errors += 1
+                latencies.append((time.perf_counter() - t0) * 1000)
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        elapsed = time.monotonic() - t0
+    q = statistics.quantiles(latencies, n=100)
+    return LoadResult(
+        "python-httpx",
+        url,
+        connections,
+        elapsed,
+        len(latencies),
+        errors,
+        len(latencies) / elapsed,
+        q[49],
+        q[98],
+        statistics.fmean(latencies),
+    )
+
+
+def load(url: str, connections: int = 100, seconds: int = 15) -> LoadResult:
+    if shutil.which("wrk"):
+        return run_wrk(url, connections, seconds)
+    return asyncio.run(_python_load(url, connections, seconds))
