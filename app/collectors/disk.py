@@ -240,19 +240,27 @@ class DiskCollector:
         for dev in names:
             io = counters[dev]
             labels = (("device", dev),)
-            values: dict[str, float | None] = {}
-            for field, attr in _RATE_FIELDS:
-                r = rates.rate((dev, attr), getattr(io, attr), now)
-                values[field] = r
+            values: dict[str, float | None] = {
+                field: rates.rate((dev, attr), getattr(io, attr), now)
+                for field, attr in _RATE_FIELDS
+            }
+            busy_rate = None
+            if io.busy_time is not None:
+                busy_rate = rates.rate((dev, "busy_time"), io.busy_time, now)
+            # One counter going backwards means the device was reset: drop all of them.
+            if any(v is None for v in values.values()) or (
+                io.busy_time is not None and busy_rate is None
+            ):
+                values = dict.fromkeys(values)
+                busy_rate = None
+            for field, r in values.items():
                 if r is not None:
                     samples.append(Sample(METRIC, field, r, labels))
-            if io.busy_time is not None:
+            if busy_rate is not None:
                 # busy_time is in ms: ms per second / 10 = percent of the interval.
-                r = rates.rate((dev, "busy_time"), io.busy_time, now)
-                if r is not None:
-                    busy = min(100.0, r / 10.0)
-                    samples.append(Sample(METRIC, "busy_percent", busy, labels))
-                    busiest = busy if busiest is None else max(busiest, busy)
+                busy = min(100.0, busy_rate / 10.0)
+                samples.append(Sample(METRIC, "busy_percent", busy, labels))
+                busiest = busy if busiest is None else max(busiest, busy)
             per_device[dev] = values
         rates.end_tick()
 

@@ -96,9 +96,14 @@ class NetworkCollector:
             in_totals = nic not in self._loopback and not excluded(nic, exclude)
             any_in_totals |= in_totals
             labels = (("interface", nic),)
-            for field, attr, _, _ in _RATE_FIELDS:
-                r = rates.rate((nic, attr), getattr(io, attr), monotonic)
-                if r is not None:
+            values = [
+                rates.rate((nic, attr), getattr(io, attr), monotonic)
+                for _, attr, *_ in _RATE_FIELDS
+            ]
+            # One counter going backwards means the interface was reset: drop all of them.
+            reset = any(v is None for v in values)
+            for (field, *_), r in zip(_RATE_FIELDS, values, strict=True):
+                if r is not None and not reset:
                     samples.append(Sample(METRIC, field, r, labels))
                     if in_totals:
                         totals[field] = totals.get(field, 0.0) + r

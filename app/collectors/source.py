@@ -271,6 +271,21 @@ def net_io_from(obj: Any) -> NetIO:
     )
 
 
+def process_info_from(info: Mapping[str, Any]) -> ProcessInfo:
+    """From a ``process_iter(attrs=...)`` ``info`` dict; ``None`` values = access denied."""
+    times = info.get("cpu_times")
+    mem = info.get("memory_info")
+    return ProcessInfo(
+        pid=int(info["pid"]),
+        name=info.get("name") or "",
+        status=info.get("status"),
+        create_time=float(info.get("create_time") or 0.0),
+        cpu_time=None if times is None else float(times.user + times.system),
+        rss=None if mem is None else int(mem.rss),
+        num_threads=info.get("num_threads"),
+    )
+
+
 def nic_stats_from(obj: Any) -> NicStats:
     flags = getattr(obj, "flags", "") or ""
     return NicStats(isup=bool(obj.isup), flags=frozenset(f for f in flags.split(",") if f))
@@ -435,18 +450,7 @@ class PsutilSource:
 
     def _psutil_processes(self) -> Iterator[ProcessInfo]:
         for proc in psutil.process_iter(_PROCESS_ATTRS, ad_value=None):
-            info = proc.info
-            times = info.get("cpu_times")
-            mem = info.get("memory_info")
-            yield ProcessInfo(
-                pid=int(info["pid"]),
-                name=info.get("name") or "",
-                status=info.get("status"),
-                create_time=float(info.get("create_time") or 0.0),
-                cpu_time=None if times is None else float(times.user + times.system),
-                rss=None if mem is None else int(mem.rss),
-                num_threads=info.get("num_threads"),
-            )
+            yield process_info_from(proc.info)
 
     def process_details(self, pid: int, create_time: float, *, cmdline: bool) -> ProcessDetails:
         proc = psutil.Process(pid)
