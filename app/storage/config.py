@@ -1,10 +1,61 @@
-"""Storage configuration: which backend, where, and the retention tiers."""
+"""Storage configuration: which backend, where, and the retention tiers.
+
+Durations (``keep``, ``processes_every``) are strings of one or more ``<number><unit>``
+parts, unit one of ``s m h d w`` (``"1d"``, ``"12h"``, ``"365d"``, ``"1h30m"``), or a
+bare number of seconds. A bad value fails at load time with a pydantic error whose
+location names the key (``retention.tiers.0.keep``), which ``app.config`` turns into a
+``ConfigError`` for that dotted key.
+
+The defaults are the spec's tiers: raw 1 day, 1 minute 7 days, 5 minutes 30 days,
+1 hour 365 days. Each tier is rolled up from the one below it, so the list must start
+with ``raw`` and go from fine to coarse.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+TierName = Literal["raw", "1m", "5m", "1h"]
+
+TIER_STEP_SECONDS: dict[str, float] = {"1m": 60.0, "5m": 300.0, "1h": 3600.0}
+"""Bucket width of each rollup tier (the raw tier's step is the collection interval)."""
+
+_DURATION_RE = re.compile(r"^(?:\d+(?:\.\d+)?(?:s|m|h|d|w))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(s|m|h|d|w)")
+_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``"1d"``, ``"12h"``, ``"1h30m"`` or ``"90"``; ``ValueError`` otherwise."""
+    value = text.strip().lower()
+    try:
+        seconds = float(value)
+    except ValueError:
+        if not _DURATION_RE.match(value):
+            raise ValueError(
+                f"invalid duration {text!r}: use <number><unit> with unit s, m, h, d or w, "
+                'e.g. "1d", "12h", "365d"'
+            ) from None
+        seconds = sum(
+            float(num) * _UNIT_SECONDS[unit] for num, unit in _DURATION_PART.findall(value)
+        )
+    if seconds < 0:
+        raise ValueError(f"invalid duration {text!r}: must not be negative")
+    return seconds
+
+
+def _check_duration(value: object, *, positive: bool) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError("must be a duration string such as 1d, 12h or 365d")
+    seconds = parse_duration(value)
+    if positive and seconds <= 0:
+        raise ValueError(f"invalid duration {value!r}: must be greater than zero")
+    return value
 
 
 class DatabaseConfig(BaseModel):
@@ -18,8 +69,22 @@ class DatabaseConfig(BaseModel):
 class TierConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    resolution: Literal["raw", "1m", "5m", "1h"]
+    resolution: TierName
     keep: str = Field(description="How long rows of this tier are kept: 1d, 7d, 30d, 365d, 12h")
+
+    @field_validator("keep", mode="before")
+    @classmethod
+    def _valid_keep(cls, value: object) -> str:
+        return _check_duration(value, positive=True)
+
+    @property
+    def keep_seconds(self) -> float:
+        return parse_duration(self.keep)
+
+    @property
+    def step_seconds(self) -> float | None:
+        """Bucket width; ``None`` for raw (its step is the collection interval)."""
+        return TIER_STEP_SECONDS.get(self.resolution)
 
 
 def _default_tiers() -> list[TierConfig]:
@@ -31,7 +96,58 @@ def _default_tiers() -> list[TierConfig]:
     ]
 
 
+_ORDER = {"raw": 0, "1m": 1, "5m": 2, "1h": 3}
+
+
 class RetentionConfig(BaseModel):
+    """Tiers plus the process-history cadence.
+
+    ``processes_every``: a top-process table is stored at most this often (``"0s"`` =
+    every tick). Process tables are ~50x bigger than a tick of metrics, so storing one
+    per second for a day would dwarf the whole metric history; see app/storage/README.md.
+    They are kept as long as the raw tier.
+    """
+
     model_config = ConfigDict(extra="forbid")
 
     tiers: list[TierConfig] = Field(default_factory=_default_tiers)
+    processes_every: str = "10s"
+
+    @field_validator("processes_every", mode="before")
+    @classmethod
+    def _valid_every(cls, value: object) -> str:
+        return _check_duration(value, positive=False)
+
+    @field_validator("tiers")
+    @classmethod
+    def _valid_tiers(cls, tiers: list[TierConfig]) -> list[TierConfig]:
+        # Each tier rolls up from the one below it: raw first, fine to coarse, no repeats.
+        if not tiers or tiers[0].resolution != "raw":
+            raise ValueError("the first tier must be resolution 'raw'")
+        order = [_ORDER[t.resolution] for t in tiers]
+        if order != sorted(set(order)):
+            raise ValueError("tiers must go from fine to coarse (raw, 1m, 5m, 1h) without repeats")
+        return tiers
+
+    @model_validator(mode="after")
+    def _keeps_reach_next_bucket(self) -> RetentionConfig:
+        # A tier must keep its rows at least two buckets of the next tier, or the next
+        # rollup would find its source already deleted.
+        for lower, upper in zip(self.tiers, self.tiers[1:], strict=False):
+            step = upper.step_seconds or 0.0
+            if lower.keep_seconds < 2 * step:
+                raise ValueError(
+                    f"tier {lower.resolution!r} keep {lower.keep!r} is shorter than two "
+                    f"{upper.resolution} buckets; tier {upper.resolution!r} could not roll up"
+                )
+        return self
+
+    @property
+    def processes_every_seconds(self) -> float:
+        return parse_duration(self.processes_every)
+
+    def tier(self, resolution: str) -> TierConfig | None:
+        for t in self.tiers:
+            if t.resolution == resolution:
+                return t
+        return None

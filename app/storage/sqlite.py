@@ -1,0 +1,871 @@
+"""The embedded SQLite time-series store (the default backend).
+
+Layout in one sentence: every tick writes one packed float64 row per *series group*
+(a metric plus a label set, e.g. ``disk{device=sda}``) into ``hot``; closed time windows
+of those rows are later compacted into one compressed column-major ``chunk`` per group,
+and rollup tiers (1m, 5m, 1h) are built the same way, each from the tier below it.
+See app/storage/README.md for the measured sizes and the reasons.
+
+Threads: the collection thread owns the writer connection (``write``, ``maintain``);
+every other thread gets its own read-only connection (WAL lets readers run alongside
+the writer without blocking it or seeing half a tick).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import math
+import os
+import sqlite3
+import threading
+import zlib
+from array import array
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.clock import Clock, SystemClock
+from app.errors import QueryError, StorageError, StorageFullError
+from app.models import Labels, Snapshot
+from app.storage import rollup
+from app.storage.base import RangeQuery, SeriesResult, StoreStats
+from app.storage.config import TIER_STEP_SECONDS, RetentionConfig
+from app.storage.encoding import NAN, decode_chunk, encode_chunk, pack_row, unpack_row
+from app.storage.migrations import migrate
+
+log = logging.getLogger(__name__)
+
+TIER_CODE = {"raw": 0, "1m": 1, "5m": 2, "1h": 3}
+"""Stable tier ids in the file (independent of which tiers the config enables)."""
+
+CHUNK_SPAN_SECONDS = {"raw": 1800.0, "1m": 6 * 3600.0, "5m": 86_400.0, "1h": 7 * 86_400.0}
+"""Window compacted into one chunk per series group. Bigger windows compress better and
+cost fewer rows; smaller ones keep fewer rows hot. A chunk is deleted by retention once
+its whole window is older than the tier's ``keep`` (queries mask the rest)."""
+
+MAX_POINTS_LIMIT = 10_000
+ROLLUP_BUCKETS_PER_CALL = {"1m": 10, "5m": 12, "1h": 6}
+"""Buckets computed per ``maintain`` call and tier: bounds the time one call takes."""
+COMPACT_UNITS_PER_CALL = 3
+DELETE_BATCH_ROWS = 2000
+DELETE_BATCH_CHUNKS = 50
+VACUUM_PAGES_PER_CALL = 256
+RETENTION_EVERY_SECONDS = 60.0
+COMPACT_CHECK_EVERY_SECONDS = 30.0
+BUSY_TIMEOUT_MS = 5000
+_EPS = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class _Tier:
+    name: str
+    code: int
+    step: float
+    keep: float
+    span: float
+
+
+def _floor_to(t: float, step: float) -> float:
+    return math.floor(t / step + _EPS) * step
+
+
+def _labels_key(labels: Labels) -> str:
+    return json.dumps([list(p) for p in sorted(labels)], separators=(",", ":"))
+
+
+def _labels_from_key(key: str) -> Labels:
+    return tuple((str(k), str(v)) for k, v in json.loads(key))
+
+
+def _is_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code == sqlite3.SQLITE_FULL:
+            return True
+        return "database or disk is full" in str(exc).lower()
+    return False
+
+
+def _storage_error(exc: BaseException, action: str) -> StorageError:
+    if _is_full(exc):
+        return StorageFullError(f"{action}: disk full ({exc})")
+    return StorageError(f"{action}: {exc}")
+
+
+class SQLiteStore:
+    """``TimeSeriesStore`` on one SQLite file; see the module docstring for the layout.
+
+    ``interval_seconds`` is the collection interval: the raw tier's slot width. Raw
+    timestamps are snapped to the nearest slot (``round(ts / interval) * interval``),
+    so a tick that fires a few ms early or late lands in its own slot.
+    """
+
+    backend = "sqlite"
+
+    def __init__(
+        self,
+        path: str | Path,
+        retention: RetentionConfig,
+        interval_seconds: float,
+        clock: Clock | None = None,
+    ) -> None:
+        if interval_seconds <= 0:
+            raise ValueError("interval_seconds must be positive")
+        self._path = str(path)
+        self._retention_cfg = retention
+        self._interval = float(interval_seconds)
+        self._clock: Clock = clock or SystemClock()
+        tiers: list[_Tier] = []
+        for t in retention.tiers:
+            step = self._interval if t.resolution == "raw" else TIER_STEP_SECONDS[t.resolution]
+            tiers.append(
+                _Tier(
+                    t.resolution,
+                    TIER_CODE[t.resolution],
+                    step,
+                    t.keep_seconds,
+                    CHUNK_SPAN_SECONDS[t.resolution],
+                )
+            )
+        self._tiers = tiers
+        self._by_name = {t.name: t for t in tiers}
+        self._proc_every = retention.processes_every_seconds
+        self._proc_span = CHUNK_SPAN_SECONDS["raw"]
+        self._late_grace = max(2.0 * self._interval, 5.0)
+
+        self._writer: sqlite3.Connection | None = None
+        self._write_lock = threading.RLock()
+        self._readers_lock = threading.Lock()
+        self._readers: list[sqlite3.Connection] = []
+        self._local = threading.local()
+        self._closed = False
+        self._last_write_error: str | None = None
+
+        # Writer-side caches (collection thread only; updated after a commit succeeds).
+        self._series_ids: dict[tuple[str, Labels], int] = {}
+        self._layouts: dict[int, dict[str, int]] = {}
+        self._done: dict[int, float] = {}
+        self._last_proc_slot: float | None = None
+        self._next_compact: dict[int, float] = {}
+        self._next_proc_compact = -math.inf
+        self._next_retention = -math.inf
+
+    # ------------------------------------------------------------------ lifecycle
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._path,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return conn
+
+    def open(self) -> None:
+        try:
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            conn = self._connect()
+            fresh = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+            if fresh:
+                # Must be set before the first table exists; lets retention hand freed
+                # pages back to the file system in small steps (PRAGMA incremental_vacuum).
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StorageError(f"cannot enable WAL mode on {self._path} (got {mode})")
+            # NORMAL in WAL: a commit is durable against a process crash, and a power
+            # loss can lose only the last ticks, never corrupt the file.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            migrate(conn)
+            self._writer = conn
+            self._load_state(conn)
+        except StorageError:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            raise _storage_error(exc, f"cannot open database {self._path}") from exc
+        self._closed = False
+
+    def _load_state(self, conn: sqlite3.Connection) -> None:
+        self._series_ids.clear()
+        self._layouts.clear()
+        for sid, metric, labels in conn.execute("SELECT id, metric, labels FROM series"):
+            self._series_ids[(metric, _labels_from_key(labels))] = int(sid)
+            self._layouts[int(sid)] = {}
+        for sid, idx, name in conn.execute("SELECT series_id, idx, name FROM field"):
+            self._layouts.setdefault(int(sid), {})[str(name)] = int(idx)
+        self._done = {
+            int(code): float(done)
+            for code, done in conn.execute("SELECT tier, done_until FROM rollup_state")
+        }
+        last = conn.execute(
+            "SELECT max(ts) FROM (SELECT max(ts) AS ts FROM proc_hot "
+            "UNION ALL SELECT max(start) FROM proc_chunk)"
+        ).fetchone()[0]
+        self._last_proc_slot = None if last is None else self._proc_slot(float(last))
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._closed = True
+            if self._writer is not None:
+                try:
+                    self._writer.close()
+                finally:
+                    self._writer = None
+        with self._readers_lock:
+            for conn in self._readers:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._readers.clear()
+        self._local = threading.local()
+
+    def _reader(self) -> sqlite3.Connection:
+        if self._closed or self._writer is None:
+            raise StorageError("store is not open")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only = 1")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def _writer_conn(self) -> sqlite3.Connection:
+        if self._writer is None:
+            raise StorageError("store is not open")
+        return self._writer
+
+    # ------------------------------------------------------------------ write
+    def _proc_slot(self, ts: float) -> float:
+        return ts if self._proc_every <= 0 else math.floor(ts / self._proc_every)
+
+    def write(self, snapshot: Snapshot) -> None:
+        """Store one tick in one transaction; raising means nothing of it was stored."""
+        with self._write_lock:
+            conn = self._writer_conn()
+            slot_ts = round(snapshot.timestamp / self._interval) * self._interval
+            groups: dict[tuple[str, Labels], dict[str, float]] = {}
+            for s in snapshot.samples():
+                key = (s.metric, tuple(sorted(s.labels)))
+                groups.setdefault(key, {})[s.field] = float(s.value)
+            new_series: dict[tuple[str, Labels], int] = {}
+            new_layouts: dict[int, dict[str, int]] = {}
+            lowered: dict[int, float] = {}
+            proc_slot: float | None = None
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    rows: list[tuple[int, int, float, bytes]] = []
+                    for key, fields in groups.items():
+                        sid = self._series_ids.get(key)
+                        if sid is None:
+                            cur = conn.execute(
+                                "INSERT INTO series (metric, labels) VALUES (?, ?)",
+                                (key[0], _labels_key(key[1])),
+                            )
+                            sid = int(cur.lastrowid or 0)
+                            new_series[key] = sid
+                        layout = self._layouts.get(sid, {})
+                        missing = [f for f in fields if f not in layout]
+                        if missing:
+                            layout = dict(layout)
+                            for name in missing:
+                                layout[name] = len(layout)
+                                conn.execute(
+                                    "INSERT INTO field (series_id, idx, name) VALUES (?, ?, ?)",
+                                    (sid, layout[name], name),
+                                )
+                            new_layouts[sid] = layout
+                        values = [NAN] * len(layout)
+                        for name, value in fields.items():
+                            values[layout[name]] = value
+                        rows.append((0, sid, slot_ts, pack_row(values)))
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO hot (tier, series_id, ts, data) VALUES (?,?,?,?)",
+                        rows,
+                    )
+                    proc_slot = self._write_processes(conn, snapshot)
+                    lowered = self._lower_watermarks(conn, 0, slot_ts)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            except (sqlite3.Error, OSError) as exc:
+                err = _storage_error(exc, "write failed")
+                self._last_write_error = str(err)
+                raise err from exc
+            self._last_write_error = None
+            self._series_ids.update(new_series)
+            self._layouts.update(new_layouts)
+            self._done.update(lowered)
+            if proc_slot is not None:
+                self._last_proc_slot = proc_slot
+
+    def _write_processes(self, conn: sqlite3.Connection, snapshot: Snapshot) -> float | None:
+        collected = snapshot.results.get("processes")
+        if collected is None or not collected.rows:
+            return None
+        slot = self._proc_slot(snapshot.timestamp)
+        if self._last_proc_slot is not None and slot == self._last_proc_slot:
+            return None
+        data = json.dumps([dict(r) for r in collected.rows], separators=(",", ":"), default=str)
+        conn.execute(
+            "INSERT OR REPLACE INTO proc_hot (ts, data) VALUES (?, ?)",
+            (snapshot.timestamp, data.encode()),
+        )
+        return slot
+
+    def _lower_watermarks(self, conn: sqlite3.Connection, code: int, ts: float) -> dict[int, float]:
+        """A row of tier ``code`` at ``ts`` changed: the tier above must redo that bucket.
+
+        This is how a late write (a buffered tick replayed after an outage) ends up in the
+        rollups instead of being skipped: the next ``maintain`` recomputes from there.
+        """
+        lowered: dict[int, float] = {}
+        codes = [t.code for t in self._tiers]
+        if code not in codes or codes.index(code) + 1 >= len(self._tiers):
+            return lowered
+        upper = self._tiers[codes.index(code) + 1]
+        done = self._done.get(upper.code)
+        if done is not None and ts < done:
+            new = _floor_to(ts, upper.step)
+            conn.execute(
+                "INSERT OR REPLACE INTO rollup_state (tier, done_until) VALUES (?, ?)",
+                (upper.code, new),
+            )
+            lowered[upper.code] = new
+        return lowered
+
+    # ------------------------------------------------------------------ read helpers
+    def _fill(
+        self,
+        conn: sqlite3.Connection,
+        tier: _Tier,
+        sid: int,
+        t0: float,
+        n: int,
+        nfields: int,
+        step: float | None = None,
+    ) -> list[array[float]]:
+        """Columns of ``n`` slots from ``t0`` at the tier's step: chunks, then hot rows.
+
+        Raw: one column per field, NaN = no value. Rollups: four columns per field
+        (mean, min, max, count) with ``rollup.GAP`` for empty buckets.
+        """
+        step = tier.step if step is None else step
+        stride = 1 if tier.code == 0 else rollup.STATS_PER_FIELD
+        gap = [NAN] if stride == 1 else list(rollup.GAP)
+        cols = [array("d", [gap[j % stride]]) * n for j in range(nfields * stride)]
+        ncols = len(cols)
+        t_end = t0 + n * step
+        for start, width, data in conn.execute(
+            "SELECT start, width, data FROM chunk WHERE tier = ? AND series_id = ? "
+            "AND start > ? AND start < ? ORDER BY start",
+            (tier.code, sid, t0 - tier.span - step, t_end),
+        ):
+            nslots, ccols = decode_chunk(data)
+            base = _floor_to(float(start), float(width))
+            offset = (base - t0) / step
+            if abs(float(width) - step) < _EPS and abs(offset - round(offset)) < 1e-6:
+                off = round(offset)
+                lo = max(0, -off)
+                hi = min(nslots, n - off)
+                if lo < hi:
+                    for j in range(min(ncols, len(ccols))):
+                        cols[j][off + lo : off + hi] = ccols[j][lo:hi]
+            else:  # written with another slot width (the interval changed): map per slot
+                for i in range(nslots):
+                    k = math.floor((base + i * float(width) - t0) / step + 0.5)
+                    if 0 <= k < n:
+                        for j in range(min(ncols, len(ccols))):
+                            v = ccols[j][i]
+                            if v == v and (stride == 1 or ccols[j - j % stride + 3][i] > 0):
+                                cols[j][k] = v
+        half = step / 2
+        for ts, data in conn.execute(
+            "SELECT ts, data FROM hot WHERE tier = ? AND series_id = ? AND ts >= ? AND ts < ?",
+            (tier.code, sid, t0 - half, t_end - half),
+        ):
+            k = math.floor((float(ts) - t0) / step + 0.5)
+            if 0 <= k < n:
+                row = unpack_row(data)
+                for j in range(min(ncols, len(row))):
+                    cols[j][k] = row[j]
+        return cols
+
+    def _series_id(self, conn: sqlite3.Connection, metric: str, labels: Labels) -> int:
+        row = conn.execute(
+            "SELECT id FROM series WHERE metric = ? AND labels = ?",
+            (metric, _labels_key(labels)),
+        ).fetchone()
+        if row is None:
+            known = conn.execute("SELECT 1 FROM series WHERE metric = ? LIMIT 1", (metric,))
+            if known.fetchone() is None:
+                raise QueryError("metric", f"no data stored for metric {metric!r}")
+            shown = ",".join(f"{k}={v}" for k, v in labels) or "totals"
+            raise QueryError("labels", f"no series {shown!r} stored for metric {metric!r}")
+        return int(row[0])
+
+    def _field_names(self, conn: sqlite3.Connection, sid: int) -> list[str]:
+        rows = conn.execute("SELECT name FROM field WHERE series_id = ? ORDER BY idx", (sid,))
+        return [str(r[0]) for r in rows]
+
+    # ------------------------------------------------------------------ query
+    def _plan(self, q: RangeQuery, now: float) -> tuple[_Tier, int]:
+        """Pick the tier and the bucket-merge factor for ``q`` (see the README)."""
+
+        def covers(t: _Tier) -> bool:
+            return now - t.keep <= q.start + _EPS
+
+        def points(step: float) -> int:
+            return math.floor(q.end / step + _EPS) - math.floor(q.start / step + _EPS) + 1
+
+        if q.resolution == "auto":
+            candidates = [t for t in self._tiers if covers(t)]
+            if not candidates:
+                candidates = [max(self._tiers, key=lambda t: t.keep)]
+            tier = candidates[-1]
+            for t in candidates:
+                if points(t.step) <= q.max_points:
+                    tier = t
+                    break
+        else:
+            wanted = self._by_name.get(q.resolution)
+            if wanted is None:
+                configured = ", ".join(t.name for t in self._tiers)
+                raise QueryError(
+                    "resolution", f"resolution {q.resolution!r} is not kept (tiers: {configured})"
+                )
+            tier = wanted
+            if not covers(tier):
+                # Older than this tier's retention: serve it from the coarser tier that
+                # still has it (or the coarsest one).
+                coarser = self._tiers[self._tiers.index(tier) + 1 :]
+                tier = next((t for t in coarser if covers(t)), coarser[-1] if coarser else tier)
+        factor = max(1, math.ceil(points(tier.step) / q.max_points))
+        while points(tier.step * factor) > q.max_points:
+            factor += 1
+        return tier, factor
+
+    def query(self, q: RangeQuery) -> SeriesResult:
+        if q.agg not in ("mean", "min", "max"):
+            raise QueryError("agg", f"agg must be mean, min or max, not {q.agg!r}")
+        if not 1 <= q.max_points <= MAX_POINTS_LIMIT:
+            raise QueryError("max_points", f"max_points must be 1..{MAX_POINTS_LIMIT}")
+        if not (math.isfinite(q.start) and math.isfinite(q.end)):
+            raise QueryError("start", "start and end must be finite epoch seconds")
+        if q.end < q.start:
+            raise QueryError("end", "end must not be before start")
+        labels = tuple(sorted(q.labels))
+        try:
+            conn = self._reader()
+            now = self._clock.time()
+            tier, factor = self._plan(q, now)
+            step = tier.step * factor
+            t0 = _floor_to(q.start, step)
+            n = math.floor(q.end / step + _EPS) - math.floor(q.start / step + _EPS) + 1
+            conn.execute("BEGIN")
+            try:
+                sid = self._series_id(conn, q.metric, labels)
+                names = self._field_names(conn, sid)
+                cols = self._fill(conn, tier, sid, t0, n * factor, len(names))
+            finally:
+                conn.execute("COMMIT")
+        except (QueryError, StorageError):
+            raise
+        except sqlite3.Error as exc:
+            raise _storage_error(exc, "query failed") from exc
+        self._mask_expired(tier, cols, t0, now)
+        fields = {
+            name: self._values(tier, cols, i, factor, n, q.agg) for i, name in enumerate(names)
+        }
+        return SeriesResult(
+            metric=q.metric,
+            labels=labels,
+            resolution=tier.name,
+            agg=q.agg,
+            step_seconds=step,
+            timestamps=[t0 + k * step for k in range(n)],
+            fields=fields,
+        )
+
+    def _mask_expired(self, tier: _Tier, cols: list[array[float]], t0: float, now: float) -> None:
+        """Blank slots older than the tier's retention (chunks are deleted whole, later)."""
+        cut = math.ceil((now - tier.keep - t0) / tier.step - _EPS)
+        if cut <= 0 or not cols:
+            return
+        cut = min(cut, len(cols[0]))
+        stride = 1 if tier.code == 0 else rollup.STATS_PER_FIELD
+        gap = [NAN] if stride == 1 else list(rollup.GAP)
+        for j, col in enumerate(cols):
+            col[0:cut] = array("d", [gap[j % stride]]) * cut
+
+    @staticmethod
+    def _values(
+        tier: _Tier, cols: list[array[float]], i: int, factor: int, n: int, agg: str
+    ) -> list[float | None]:
+        if tier.code == 0:
+            col = cols[i]
+            if factor == 1:
+                return [None if v != v else v for v in col]
+            return [
+                rollup.pick(rollup.summarize(col[k * factor : (k + 1) * factor]), agg)
+                for k in range(n)
+            ]
+        base = i * rollup.STATS_PER_FIELD
+        means, mins, maxs, counts = cols[base : base + rollup.STATS_PER_FIELD]
+        if factor == 1:
+            src = {"mean": means, "min": mins, "max": maxs}[agg]
+            return [v if c > 0 else None for v, c in zip(src, counts, strict=True)]
+        out: list[float | None] = []
+        for k in range(n):
+            a, b = k * factor, (k + 1) * factor
+            c = math.fsum(counts[a:b])
+            if c <= 0:
+                out.append(None)
+            elif agg == "min":
+                out.append(min(mins[a:b]))
+            elif agg == "max":
+                out.append(max(maxs[a:b]))
+            else:
+                out.append(math.fsum(map(float.__mul__, means[a:b], counts[a:b])) / c)
+        return out
+
+    def series(self, metric: str) -> Sequence[Labels]:
+        try:
+            rows = (
+                self._reader()
+                .execute("SELECT labels FROM series WHERE metric = ? ORDER BY labels", (metric,))
+                .fetchall()
+            )
+        except sqlite3.Error as exc:
+            raise _storage_error(exc, "series lookup failed") from exc
+        found = [_labels_from_key(str(r[0])) for r in rows]
+        return sorted(found, key=lambda labels: (len(labels), labels))
+
+    # ------------------------------------------------------------------ processes
+    def query_processes(self, at: float) -> tuple[float, Sequence[Mapping[str, object]]] | None:
+        """The stored table at or before ``at``, at most ``2 x max(interval, every)`` old."""
+        tolerance = 2 * max(self._interval, self._proc_every)
+        best: tuple[float, Sequence[Mapping[str, object]]] | None = None
+        try:
+            conn = self._reader()
+            conn.execute("BEGIN")
+            try:
+                row = conn.execute(
+                    "SELECT ts, data FROM proc_hot WHERE ts <= ? AND ts >= ? "
+                    "ORDER BY ts DESC LIMIT 1",
+                    (at, at - tolerance),
+                ).fetchone()
+                if row is not None:
+                    best = (float(row[0]), json.loads(bytes(row[1])))
+                for _start, data in conn.execute(
+                    "SELECT start, data FROM proc_chunk WHERE start <= ? AND start > ? "
+                    "ORDER BY start DESC",
+                    (at, at - tolerance - self._proc_span),
+                ):
+                    for ts, rows in reversed(json.loads(zlib.decompress(data))):
+                        if at - tolerance <= ts <= at:
+                            if best is None or ts > best[0]:
+                                best = (float(ts), rows)
+                            break
+                    if best is not None:
+                        break
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise _storage_error(exc, "process history query failed") from exc
+        return best
+
+    # ------------------------------------------------------------------ maintenance
+    def maintain(self, now: float) -> None:
+        """Rollups, compaction and retention, each bounded per call (see README)."""
+        with self._write_lock:
+            conn = self._writer_conn()
+            try:
+                for i in range(1, len(self._tiers)):
+                    self._rollup_tier(conn, self._tiers[i - 1], self._tiers[i], now)
+                units = COMPACT_UNITS_PER_CALL
+                for tier in self._tiers:
+                    units -= self._compact_tier(conn, tier, now, units)
+                    if units <= 0:
+                        break
+                if units > 0:
+                    self._compact_processes(conn, now)
+                if now >= self._next_retention:
+                    more = self._retention(conn, now)
+                    self._next_retention = now if more else now + RETENTION_EVERY_SECONDS
+            except (sqlite3.Error, OSError) as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise _storage_error(exc, "maintenance failed") from exc
+
+    def _source_horizon(self, source: _Tier, now: float) -> float | None:
+        if source.code == 0:
+            return now - 1.0
+        return self._done.get(source.code)
+
+    def _next_data_ts(self, conn: sqlite3.Connection, tier: _Tier, after: float) -> float | None:
+        hot = conn.execute(
+            "SELECT min(ts) FROM hot WHERE tier = ? AND ts >= ?", (tier.code, after)
+        ).fetchone()[0]
+        chunk = conn.execute(
+            "SELECT min(start) FROM chunk WHERE tier = ? AND start > ?",
+            (tier.code, after - tier.span),
+        ).fetchone()[0]
+        found = [float(v) for v in (hot, chunk) if v is not None]
+        return max(min(found), after) if found else None
+
+    def _rollup_tier(
+        self, conn: sqlite3.Connection, source: _Tier, target: _Tier, now: float
+    ) -> None:
+        horizon = self._source_horizon(source, now)
+        if horizon is None:
+            return
+        closed_end = _floor_to(horizon, target.step)
+        done = self._done.get(target.code)
+        if done is not None and done >= closed_end:
+            return  # the cheap path: nothing closed since the last call
+        nxt = self._next_data_ts(conn, source, -math.inf if done is None else done)
+        if nxt is None:
+            return
+        if nxt >= closed_end:
+            if done is not None:
+                self._set_done(conn, target, closed_end)
+            return
+        begin = (
+            _floor_to(nxt, target.step) if done is None else max(done, _floor_to(nxt, target.step))
+        )
+        end = min(closed_end, begin + ROLLUP_BUCKETS_PER_CALL[target.name] * target.step)
+        nbuckets = round((end - begin) / target.step)
+        ratio = target.step / source.step
+        nslots = math.ceil(nbuckets * ratio - _EPS)
+        bounds = rollup.bucket_bounds(nbuckets, ratio)
+        rows: list[tuple[int, int, float, bytes]] = []
+        for sid, layout in self._layouts.items():
+            nfields = len(layout)
+            if nfields == 0:
+                continue
+            cols = self._fill(conn, source, sid, begin, nslots, nfields)
+            for j, (lo, hi) in enumerate(bounds):
+                stats: list[float] = []
+                present = False
+                for f in range(nfields):
+                    if source.code == 0:
+                        st = rollup.summarize(cols[f][lo:hi])
+                    else:
+                        b = f * rollup.STATS_PER_FIELD
+                        st = rollup.merge(
+                            cols[b][lo:hi],
+                            cols[b + 1][lo:hi],
+                            cols[b + 2][lo:hi],
+                            cols[b + 3][lo:hi],
+                        )
+                    present = present or st[rollup.COUNT] > 0
+                    stats.extend(st)
+                if present:
+                    rows.append((target.code, sid, begin + j * target.step, pack_row(stats)))
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT OR REPLACE INTO hot (tier, series_id, ts, data) VALUES (?,?,?,?)", rows
+            )
+            lowered = self._lower_watermarks(conn, target.code, begin) if rows else {}
+            conn.execute(
+                "INSERT OR REPLACE INTO rollup_state (tier, done_until) VALUES (?, ?)",
+                (target.code, end),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._done[target.code] = end
+        self._done.update(lowered)
+
+    def _set_done(self, conn: sqlite3.Connection, tier: _Tier, value: float) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO rollup_state (tier, done_until) VALUES (?, ?)",
+            (tier.code, value),
+        )
+        self._done[tier.code] = value
+
+    def _compact_tier(self, conn: sqlite3.Connection, tier: _Tier, now: float, units: int) -> int:
+        """Fold closed windows of hot rows into chunks; returns the units of work done."""
+        if now < self._next_compact.get(tier.code, -math.inf):
+            return 0
+        # Raw windows are final once the late-write grace has passed; a rollup window
+        # once every bucket in it has been computed. Rows that arrive later anyway (a
+        # replayed tick, a recomputed bucket) are merged into the chunk on the next pass.
+        horizon = now - self._late_grace if tier.code == 0 else self._done.get(tier.code)
+        if horizon is None:
+            return 0
+        limit = _floor_to(horizon, tier.span)
+        did = 0
+        while did < units:
+            row = conn.execute(
+                "SELECT series_id, ts FROM hot WHERE tier = ? AND ts < ? ORDER BY ts LIMIT 1",
+                (tier.code, limit),
+            ).fetchone()
+            if row is None:
+                self._next_compact[tier.code] = now + COMPACT_CHECK_EVERY_SECONDS
+                break
+            self._compact_window(conn, tier, int(row[0]), _floor_to(float(row[1]), tier.span))
+            did += 1
+        return did
+
+    def _compact_window(
+        self, conn: sqlite3.Connection, tier: _Tier, sid: int, start: float
+    ) -> None:
+        width = tier.step
+        base = _floor_to(start, width)
+        nslots = math.ceil((start + tier.span - base) / width - _EPS)
+        nfields = len(self._layouts.get(sid, {}))
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cols = self._fill(conn, tier, sid, base, nslots, nfields)
+            blob = encode_chunk(cols, nslots)
+            conn.execute(
+                "INSERT OR REPLACE INTO chunk (tier, series_id, start, width, data) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (tier.code, sid, start, width, blob),
+            )
+            conn.execute(
+                "DELETE FROM hot WHERE tier = ? AND series_id = ? AND ts >= ? AND ts < ?",
+                (tier.code, sid, start - width / 2, start + tier.span - width / 2),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _compact_processes(self, conn: sqlite3.Connection, now: float) -> None:
+        if now < self._next_proc_compact:
+            return
+        limit = _floor_to(now - self._late_grace, self._proc_span)
+        row = conn.execute("SELECT min(ts) FROM proc_hot WHERE ts < ?", (limit,)).fetchone()
+        if row[0] is None:
+            self._next_proc_compact = now + COMPACT_CHECK_EVERY_SECONDS
+            return
+        start = _floor_to(float(row[0]), self._proc_span)
+        end = start + self._proc_span
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            tables: dict[float, object] = {}
+            old = conn.execute("SELECT data FROM proc_chunk WHERE start = ?", (start,)).fetchone()
+            if old is not None:
+                for ts, rows in json.loads(zlib.decompress(old[0])):
+                    tables[float(ts)] = rows
+            for ts, data in conn.execute(
+                "SELECT ts, data FROM proc_hot WHERE ts >= ? AND ts < ?", (start, end)
+            ):
+                tables[float(ts)] = json.loads(bytes(data))
+            body = json.dumps(sorted(tables.items()), separators=(",", ":"))
+            conn.execute(
+                "INSERT OR REPLACE INTO proc_chunk (start, data) VALUES (?, ?)",
+                (start, zlib.compress(body.encode(), 9)),
+            )
+            conn.execute("DELETE FROM proc_hot WHERE ts >= ? AND ts < ?", (start, end))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _retention(self, conn: sqlite3.Connection, now: float) -> bool:
+        """Delete expired rows in small transactions; True if more remain for next call."""
+        more = False
+        steps: list[tuple[str, tuple[object, ...], int]] = []
+        for tier in self._tiers:
+            cutoff = now - tier.keep
+            steps.append(
+                (
+                    "DELETE FROM hot WHERE (tier, series_id, ts) IN ("
+                    "SELECT tier, series_id, ts FROM hot WHERE tier = ? AND ts < ? LIMIT ?)",
+                    (tier.code, cutoff),
+                    DELETE_BATCH_ROWS,
+                )
+            )
+            steps.append(
+                (
+                    "DELETE FROM chunk WHERE id IN ("
+                    "SELECT id FROM chunk WHERE tier = ? AND start < ? LIMIT ?)",
+                    (tier.code, cutoff - tier.span),
+                    DELETE_BATCH_CHUNKS,
+                )
+            )
+        raw_cut = now - self._tiers[0].keep
+        steps.append(
+            (
+                "DELETE FROM proc_hot WHERE rowid IN ("
+                "SELECT rowid FROM proc_hot WHERE ts < ? LIMIT ?)",
+                (raw_cut,),
+                DELETE_BATCH_ROWS,
+            )
+        )
+        steps.append(
+            (
+                "DELETE FROM proc_chunk WHERE rowid IN ("
+                "SELECT rowid FROM proc_chunk WHERE start < ? LIMIT ?)",
+                (raw_cut - self._proc_span,),
+                DELETE_BATCH_CHUNKS,
+            )
+        )
+        for sql, params, batch in steps:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                cur = conn.execute(sql, (*params, batch))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            if cur.rowcount >= batch:
+                more = True
+        free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+        total = int(conn.execute("PRAGMA page_count").fetchone()[0])
+        if free > max(VACUUM_PAGES_PER_CALL, total // 8):
+            conn.execute(f"PRAGMA incremental_vacuum({VACUUM_PAGES_PER_CALL})")
+            more = True
+        return more
+
+    # ------------------------------------------------------------------ health
+    def ping(self) -> bool:
+        try:
+            if not os.path.exists(self._path):
+                return False
+            self._reader().execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return True
+        except Exception:  # ping reports, it never raises
+            return False
+
+    def stats(self) -> StoreStats:
+        size = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                size += os.path.getsize(self._path + suffix)
+        rows: dict[str, int] = {}
+        try:
+            conn = self._reader()
+            for tier in self._tiers:
+                hot = conn.execute("SELECT count(*) FROM hot WHERE tier = ?", (tier.code,))
+                chunks = conn.execute("SELECT count(*) FROM chunk WHERE tier = ?", (tier.code,))
+                rows[f"{tier.name}.hot"] = int(hot.fetchone()[0])
+                rows[f"{tier.name}.chunks"] = int(chunks.fetchone()[0])
+            rows["processes.hot"] = int(conn.execute("SELECT count(*) FROM proc_hot").fetchone()[0])
+            rows["processes.chunks"] = int(
+                conn.execute("SELECT count(*) FROM proc_chunk").fetchone()[0]
+            )
+            rows["series"] = int(conn.execute("SELECT count(*) FROM series").fetchone()[0])
+        except (sqlite3.Error, StorageError) as exc:
+            log.debug("stats row counts unavailable error=%s", exc)
+        return StoreStats(
+            backend=self.backend,
+            path=self._path,
+            size_bytes=size or None,
+            rows=rows,
+            pending_writes=0,
+            last_write_error=self._last_write_error,
+        )
