@@ -63,10 +63,9 @@ _SEPARATE_FLAGS = {"sshpass": ("-p",), "redis-cli": ("-a",)}
 
 _URL_USERINFO = re.compile(r"(?P<pre>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+(?P<at>@)")
 _KEY_VALUE = re.compile(r"(?P<key>(?:-{1,2})?[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>=)(?P<value>.*)")
-_EMBEDDED = re.compile(
-    r"(?P<key>(?<![\w-])(?:-{1,2})?[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>=|\s+)"
-    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s&]+)"
-)
+_VALUE = r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s&]+)"
+_EMBEDDED_EQ = re.compile(r"(?P<key>(?<![\w-])-{0,2}[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>=)" + _VALUE)
+_EMBEDDED_SP = re.compile(r"(?P<key>(?<![\w-])--[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>\s+)" + _VALUE)
 _HEADER = re.compile(
     r"(?i)^(?P<key>\s*(?:authorization|proxy-authorization|cookie|x-api-key|api-key|"
     r"x-auth-token)\s*:\s*).+$"
@@ -103,14 +102,12 @@ def _redact_text(arg: str) -> str:
     arg = _QUERY.sub(query, arg)
 
     def embedded(m: re.Match[str]) -> str:
-        key = m["key"]
-        if m["sep"] != "=" and not key.startswith("--"):
-            return m[0]  # "word word": only "--flag value" is a key/value pair
-        if not is_secret_key(key) or m["value"].startswith("-") or m["value"] == REDACTED:
+        if not is_secret_key(m["key"]) or m["value"].startswith("-") or m["value"] == REDACTED:
             return m[0]
-        return f"{key}{m['sep']}{REDACTED}"
+        return f"{m['key']}{m['sep']}{REDACTED}"
 
-    return _EMBEDDED.sub(embedded, arg)
+    arg = _EMBEDDED_EQ.sub(embedded, arg)
+    return _EMBEDDED_SP.sub(embedded, arg)
 
 
 def redact_cmdline(args: Sequence[str]) -> str:

@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.collectors.processes import ProcessesCollector, is_secret_key, redact_cmdline, truncate
+
+from .fakes import FakeSource, run_ticks, totals
+
+GiB = 1024**3
+MiB = 1024**2
+ROW_KEYS = {
+    "pid", "name", "user", "cpu_percent", "memory_percent", "rss_bytes", "status",
+    "threads", "create_time", "cmdline",
+}  # fmt: skip
+
+
+def make(state: dict[str, Any], **opts: Any) -> tuple[ProcessesCollector, FakeSource]:
+    source = FakeSource(state)
+    return ProcessesCollector(source, ProcessesCollector.Options(**opts)), source
+
+
+def by_pid(rows: Any) -> dict[int, dict[str, Any]]:
+    return {r["pid"]: dict(r) for r in rows}
+
+
+def test_rows_and_totals_over_three_ticks(ticks: list[dict[str, Any]]) -> None:
+    collector, source = make(ticks[0])
+    first, second, third = run_ticks(collector, source, ticks)
+    assert totals(first) == {"count": 6, "threads": 19}
+    assert all(set(r) == ROW_KEYS for r in first.rows)
+    # first sighting: cpu 0.0, rows still there, ordered by memory as tie-break
+    assert [r["pid"] for r in first.rows] == [100, 200, 1, 300, 400, 500]
+    assert {r["cpu_percent"] for r in first.rows} == {0.0}
+
+    rows = by_pid(second.rows)
+    assert [r["pid"] for r in second.rows][:3] == [100, 200, 1]
+    assert rows[100] == {
+        "pid": 100, "name": "postgres", "user": "postgres", "cpu_percent": 150.0,
+        "memory_percent": pytest.approx(100 * 500 * MiB / (8 * GiB), abs=0.01),
+        "rss_bytes": 500 * MiB, "status": "sleeping", "threads": 8,
+        "create_time": 1699990100.0, "cmdline": "postgres -D /var/lib/postgresql",
+    }  # fmt: skip
+    assert rows[200]["cpu_percent"] == 25.0
+    assert rows[200]["cmdline"] == "python3 app.py --password=***"
+    assert rows[600]["cpu_percent"] == 0.0  # new process: no baseline yet
+    assert rows[600]["memory_percent"] == 25.0
+    assert rows[300]["name"] == "a-very-long-process-name"  # comm was cut to 15 chars
+    assert rows[300]["cmdline"] == "/usr/bin/a-very-long-process-name --token ***"
+    assert totals(second) == {"count": 7, "threads": 20}
+
+    rows = by_pid(third.rows)
+    assert rows[600]["cpu_percent"] == 100.0
+    assert rows[300]["cpu_percent"] == 50.0
+    # pid 200 was reused by a new process: no rate from the old one's counters
+    assert rows[200]["cpu_percent"] == 0.0 and rows[200]["create_time"] == 1699990800.0
+
+
+def test_access_denied_fields_and_details(ticks: list[dict[str, Any]]) -> None:
+    collector, source = make(ticks[0])
+    rows = by_pid(run_ticks(collector, source, ticks[:2])[1].rows)
+    # pid 500: cpu/memory denied, details denied -> row kept with neutral values
+    assert rows[500]["user"] is None and rows[500]["cmdline"] == ""
+    assert rows[500]["cpu_percent"] == 0.0 and rows[500]["rss_bytes"] == 0
+
+
+def test_process_vanishing_between_listing_and_details(ticks: list[dict[str, Any]]) -> None:
+    ticks[0]["process_details"]["100"] = {"error": "NoSuchProcess"}
+    ticks[0]["process_details"]["1"] = {"error": "ZombieProcess"}
+    collector, _source = make(ticks[0])
+    rows = by_pid(collector.collect(1.0).rows)
+    assert rows[100]["name"] == "postgres" and rows[100]["user"] is None
+    assert rows[1]["cmdline"] == ""
+
+
+def test_details_are_fetched_once_per_process(ticks: list[dict[str, Any]]) -> None:
+    collector, source = make(ticks[0])
+    run_ticks(collector, source, ticks[:2])
+    # 6 processes on tick 1 (pid 500 denied -> retried) + pid 600 and pid 500 on tick 2
+    assert source.calls.count("process_details") == 8
+
+
+def test_top_n_is_union_of_cpu_and_memory(ticks: list[dict[str, Any]]) -> None:
+    collector, source = make(ticks[0], top_n=1)
+    rows = run_ticks(collector, source, ticks[:2])[1].rows
+    # top CPU is postgres (150 %), top memory is stress (2 GiB)
+    assert [r["pid"] for r in rows] == [100, 600]
+
+
+def test_cmdline_options(ticks: list[dict[str, Any]]) -> None:
+    collector, _ = make(ticks[0], include_cmdline=False)
+    assert {r["cmdline"] for r in collector.collect(1.0).rows} == {""}
+    collector, _source = make(ticks[0], cmdline_max_chars=10)
+    rows = by_pid(collector.collect(1.0).rows)
+    assert rows[200]["cmdline"] == "python3 a…"
+
+
+def test_listing_failure_fails_the_collector(ticks: list[dict[str, Any]]) -> None:
+    collector, source = make(ticks[0])
+    source.fail["processes"] = PermissionError("/proc hidden")
+    with pytest.raises(PermissionError):
+        collector.collect(1.0)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["app", "--password=hunter2"], "app --password=***"),
+        (["app", "--password", "hunter2", "-v"], "app --password *** -v"),
+        (["app", "--db-password", "x"], "app --db-password ***"),
+        (["app", "--token", "abc"], "app --token ***"),
+        (["docker", "login", "--password-stdin", "-u", "me"],
+         "docker login --password-stdin -u me"),
+        (["app", "--api-key=k", "--api_key", "k2"], "app --api-key=*** --api_key ***"),
+        (["env", "PASSWORD=x", "DB_PASSWORD=y", "USER=z"],
+         "env PASSWORD=*** DB_PASSWORD=*** USER=z"),
+        (["app", "api_key=abc", "client_secret=s", "AWS_SECRET_ACCESS_KEY=q"],
+         "app api_key=*** client_secret=*** AWS_SECRET_ACCESS_KEY=***"),
+        (["curl", "https://bob:pa55@example.com/x"], "curl https://bob:***@example.com/x"),
+        (["curl", "-H", "Authorization: Bearer abc.def"], "curl -H Authorization: ***"),
+        (["wget", "https://h/x?token=abc&page=2"], "wget https://h/x?token=***&page=2"),
+        (["mysql", "-uroot", "-phunter2", "db"], "mysql -uroot -p*** db"),
+        (["mysql", "-p", "db"], "mysql -p db"),  # -p alone prompts; "db" is the database
+        (["sshpass", "-p", "pw", "ssh", "host"], "sshpass -p *** ssh host"),
+        (["redis-cli", "-a", "pw", "ping"], "redis-cli -a *** ping"),
+        (["sh", "-c", "mysqldump --password=x --user root db"],
+         "sh -c mysqldump --password=*** --user root db"),
+        (["sh", "-c", "app --token 'a b' run"], "sh -c app --token *** run"),
+        (["git", "log", "--author=bob", "--max-tokens", "5"],
+         "git log --author=bob --max-tokens 5"),
+        (["python", "-m", "http.server", "-p", "8000"], "python -m http.server -p 8000"),
+        ([], ""),
+    ],
+)  # fmt: skip
+def test_redact_cmdline(args: list[str], expected: str) -> None:
+    assert redact_cmdline(args) == expected
+
+
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [("--password", True), ("PGPASSWORD", True), ("oauth_token", True), ("accesstoken", True),
+     ("--author", False), ("--tokenizer", False), ("--max-tokens", False), ("key", False),
+     ("private_key", True), ("--auth", True), ("HOME", False)],
+)  # fmt: skip
+def test_is_secret_key(key: str, secret: bool) -> None:
+    assert is_secret_key(key) is secret
+
+
+def test_truncate_happens_after_redaction() -> None:
+    text = redact_cmdline(["app", "--token=" + "s" * 300])
+    assert truncate(text, 20) == "app --token=***"
+    assert truncate("x" * 30, 10) == "x" * 9 + "…"
