@@ -267,7 +267,7 @@
     const physical = sys.cpu_count_physical;
     $('#cores').textContent = isNum(logical)
       ? (isNum(physical) && physical !== logical ? `${logical} (${physical} physical)` : String(logical))
-      : DASH;
+      : state.cores.length ? String(state.cores.length) : DASH;
     if (isNum(sys.uptime_seconds)) $('#uptime').textContent = fmtDuration(sys.uptime_seconds);
   }
 
@@ -823,6 +823,7 @@
     const [sys, current] = await Promise.all([loadSystem(), getJSON(`${API}/metrics/current`).catch(() => null)]);
     if (current && !state.latest) onSnapshot(current);
     state.cores = coresFrom(sys, state.latest || current);
+    if (sys) renderSystem(sys);
     if (typeof uPlot !== 'undefined') {
       buildCharts();
       await loadHistory();
