@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from app.alerts.config import EmailChannelConfig
 from app.alerts.notifiers.base import DeliveryError, Notification, html_body, subject, text_body
 
+_POLICY = policy.SMTP.clone(max_line_length=998)
+
 
 def build_message(cfg: EmailChannelConfig, n: Notification) -> EmailMessage:
-    msg = EmailMessage()
+    # Long subjects would otherwise be folded before their first word (an email-package
+    # quirk) and arrive with a leading space; 998 is RFC 5322's hard line limit.
+    msg = EmailMessage(policy=_POLICY)
     msg["Subject"] = f"{cfg.subject_prefix} {subject(n)}".strip()
     msg["From"] = cfg.from_
     msg["To"] = ", ".join(cfg.to)
