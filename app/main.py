@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.api.errors import install_handlers
+from app.alerts.service import AlertService
 from app.api.main import api_router
 from app.clock import Clock, SystemClock
 from app.collectors.registry import CollectorRegistry, discover
@@ -56,16 +57,13 @@ def validate_settings(settings: Settings, registry: CollectorRegistry | None = N
 
 
 def _thresholds(settings: Settings) -> dict[str, dict[str, float]]:
-    """Warning/critical levels per ``metric.field`` from the alert rules (for the UI)."""
+    """Warning/critical levels per ``metric.field`` from the upper-bound alert rules (UI colours)."""
     out: dict[str, dict[str, float]] = {}
     for rule in settings.alerts.rules:
-        data = rule if isinstance(rule, dict) else rule.model_dump()
-        metric = str(data.get("metric") or data.get("field") or "")
-        threshold = data.get("threshold")
-        severity = str(data.get("severity", "warning"))
-        if metric and isinstance(threshold, int | float):
-            level = out.setdefault(metric, {})
-            level[severity] = min(float(threshold), level.get(severity, float("inf")))
+        if rule.operator not in (">", ">="):
+            continue
+        level = out.setdefault(rule.metric, {})
+        level[rule.severity] = min(rule.threshold, level.get(rule.severity, float("inf")))
     return out
 
 
@@ -79,15 +77,15 @@ def _host_info(
         "thresholds": _thresholds(settings),
         "started_monotonic": clock.monotonic(),
     }
-    for key, getter in (
-        ("boot_time", "boot_time"),
-        ("cpu_count", "cpu_count_logical"),
-        ("cpu_count_physical", "cpu_count_physical"),
-    ):
-        fn: Callable[[], Any] | None = getattr(source, getter, None)
+    getters: dict[str, Callable[[], Any]] = {
+        "boot_time": source.boot_time,
+        "cpu_count": lambda: source.cpu_count(logical=True),
+        "cpu_count_physical": lambda: source.cpu_count(logical=False),
+    }
+    for key, getter in getters.items():
         try:
-            info[key] = fn() if fn is not None else None
-        except Exception:
+            info[key] = getter()
+        except Exception:  # a missing sensor is not a reason to refuse to start
             info[key] = None
     return info
 
@@ -133,8 +131,8 @@ def create_app(
 
         consumers: list[tuple[str, Consumer]] = [("store", writer)]
         alerts = _build_alerts(the_settings, the_clock)
-        if alerts is not None:
-            consumers.append(("alerts", alerts))
+        await anyio.to_thread.run_sync(alerts.start)
+        consumers.append(("alerts", alerts))
         loop = CollectionLoop(
             collectors,
             the_clock,
@@ -171,8 +169,7 @@ def create_app(
                 await anyio.to_thread.run_sync(lambda: scheduler.shutdown(wait=True))
             loop.close()
             await anyio.to_thread.run_sync(writer.flush)
-            if alerts is not None:
-                alerts.stop()
+            await anyio.to_thread.run_sync(alerts.stop)
             await anyio.to_thread.run_sync(the_store.close)
 
     app = FastAPI(
@@ -204,13 +201,16 @@ def _build_store(settings: Settings, clock: Clock) -> TimeSeriesStore:
     )
 
 
-def _build_alerts(settings: Settings, clock: Clock) -> Any:
-    """The alert engine, once ``app.alerts.service`` exists (issue: alerts)."""
-    try:
-        from app.alerts import service  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return service.AlertService.from_settings(settings, clock)  # pragma: no cover
+def _build_alerts(settings: Settings, clock: Clock) -> AlertService:
+    server = settings.server
+    dashboard = server.dashboard_url or f"http://{server.host}:{server.port}/"
+    return AlertService.from_settings(
+        settings.alerts,
+        settings.database.path,
+        clock,
+        dashboard_url=dashboard,
+        hostname=socket.gethostname(),
+    )
 
 
 def _app_from_environment() -> FastAPI:

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -46,25 +47,33 @@ def wait_healthy(base_url: str, timeout: float = 30.0) -> dict[str, object]:
     raise TimeoutError(f"service not healthy at {base_url}: {last}")
 
 
+class Service(subprocess.Popen[bytes]):
+    """A service subprocess whose combined output goes to ``log_path``."""
+
+    log_path: Path
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
 @contextmanager
-def running_service(
-    argv: Sequence[str], env: dict[str, str], port: int
-) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", *argv],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}")
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
+def running_service(argv: Sequence[str], env: dict[str, str], port: int) -> Iterator[Service]:
+    with tempfile.NamedTemporaryFile(prefix="sysmon-service-", suffix=".log") as log:
+        proc = Service(
+            [sys.executable, "-m", *argv], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        proc.log_path = Path(log.name)
+        try:
             try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                wait_healthy(f"http://127.0.0.1:{port}")
+            except TimeoutError:
+                raise TimeoutError(proc.log_text()[-3000:]) from None
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
