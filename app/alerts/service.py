@@ -173,6 +173,10 @@ class AlertService:
 
     # --- API helpers -------------------------------------------------------------------
 
+    def clock_time(self) -> float:
+        """Wall-clock now, from the injected clock (API defaults use it)."""
+        return self._clock.time()
+
     def active(self) -> list[ActiveAlert]:
         return self.engine.active()
 
