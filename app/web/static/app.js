@@ -62,6 +62,7 @@
     reconnectTimer: 0,
     historyGen: 0,
     historyReady: false,
+    chartsBuilt: null, // promise: every chart, including per-core, exists
     pending: [], // snapshots that arrived while live history was loading
     memRows: null,
     memFetchedAt: 0,
@@ -533,21 +534,24 @@
     const width = Math.max(plot.clientWidth, 200);
     const u = new uPlot(chartOptions(def, width), data, plot);
     charts[def.id] = { def, u, data, fig, dirty: false };
+    if (!old) observeResize(charts[def.id]);
   }
 
-  function buildCharts() {
-    for (const def of CHARTS) buildChart(def);
-    const ro = new ResizeObserver(() => {
-      for (const c of Object.values(charts)) {
-        const w = Math.max($('.plot', c.fig).clientWidth, 200);
-        if (Math.abs(w - c.u.width) > 1) c.u.setSize({ width: w, height: c.u.height });
-      }
-    });
-    for (const c of Object.values(charts)) ro.observe($('.plot', c.fig));
-    // Colours come from CSS variables, which change with the OS theme.
-    window.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => {
-      for (const def of CHARTS) buildChart(def);
-    });
+  let resizer = null;
+  function observeResize(c) {
+    if (!resizer) {
+      resizer = new ResizeObserver(() => {
+        for (const x of Object.values(charts)) {
+          const w = Math.max($('.plot', x.fig).clientWidth, 200);
+          if (Math.abs(w - x.u.width) > 1) x.u.setSize({ width: w, height: x.u.height });
+        }
+      });
+      // Colours come from CSS variables, which change with the OS theme.
+      window.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => {
+        for (const x of Object.values(charts)) buildChart(x.def);
+      });
+    }
+    resizer.observe($('.plot', c.fig));
   }
 
   function countPoints(data) {
@@ -620,6 +624,24 @@
     return Date.now() / 1000 + state.serverOffset;
   }
 
+  function applyData(c, data, range) {
+    c.data = data;
+    c.fig.removeAttribute('aria-busy');
+    if (range === 'live' && data[0].length) state.lastTs = Math.max(state.lastTs, data[0][data[0].length - 1]);
+    drawChart(c);
+  }
+
+  function showResolution(cpu) {
+    const res = $('#resolution');
+    if (!cpu) { res.textContent = 'history unavailable'; res.dataset.resolution = ''; return; }
+    const st = cpu.step_seconds;
+    const step = isNum(st) ? ` (${st >= 60 ? `${Math.round(st / 60)} min` : `${st} s`})` : '';
+    res.textContent = `resolution ${cpu.resolution || '?'}${step} \u00b7 ${cpu.agg || 'mean'}`;
+    res.dataset.resolution = cpu.resolution || '';
+  }
+
+  // Each chart is drawn as soon as its own request answers; live points that arrive
+  // meanwhile wait in state.pending and are appended once every chart has its history.
   async function loadHistory() {
     const gen = ++state.historyGen;
     const range = state.range;
@@ -628,49 +650,32 @@
     const end = nowServer();
     const start = end - RANGES[range];
     const q = `start=${start.toFixed(3)}&end=${end.toFixed(3)}&resolution=auto`;
-    const metrics = ['cpu', 'memory', 'disk', 'network'];
-    let byMetric;
-    let cores;
-    try {
-      [byMetric, cores] = await Promise.all([
-        Promise.all(metrics.map((m) => getJSON(`${API}/metrics/${m}?${q}`))),
-        mapLimit(state.cores, 6, (c) => getJSON(`${API}/metrics/cpu?${q}&core=${encodeURIComponent(c)}`).catch(() => null)),
-      ]);
-    } catch (err) {
-      if (gen === state.historyGen) {
-        for (const c of Object.values(charts)) c.fig.removeAttribute('aria-busy');
-        $('#resolution').textContent = 'history unavailable';
-        state.historyReady = true;
-        flushPending();
+    let cpuResp = null;
+    const totals = ['cpu', 'memory', 'disk', 'network'].map(async (metric) => {
+      const r = await getJSON(`${API}/metrics/${metric}?${q}`);
+      if (gen !== state.historyGen) return;
+      if (metric === 'cpu') cpuResp = r;
+      for (const c of Object.values(charts)) {
+        if (c.def.metric !== metric || c.def.perCore) continue;
+        applyData(c, [Array.from(r.timestamps || []), ...fieldsOf(r, c.def.series.map((x) => x[0]))], range);
       }
-      return;
-    }
-    if (gen !== state.historyGen) return; // a newer range choice won
-    const resp = Object.fromEntries(metrics.map((m, i) => [m, byMetric[i]]));
-    for (const c of Object.values(charts)) {
-      let data;
-      if (c.def.perCore) {
-        const tables = cores.filter(Boolean).map((r) => [r.timestamps, ...fieldsOf(r, ['percent'])]);
-        if (tables.length === state.cores.length && tables.length > 0) {
-          data = tables.length === 1 ? tables[0] : uPlot.join(tables);
-          data = data.map((arr) => Array.from(arr, (v) => (v === undefined ? null : v)));
-        } else {
-          data = emptyData(c.def);
-        }
-      } else {
-        const r = resp[c.def.metric];
-        data = [Array.from(r.timestamps || []), ...fieldsOf(r, c.def.series.map((s) => s[0]))];
-      }
-      c.data = data;
-      c.fig.removeAttribute('aria-busy');
-      if (range === 'live' && data[0].length) state.lastTs = Math.max(state.lastTs, data[0][data[0].length - 1]);
-      drawChart(c);
-    }
-    const cpu = resp.cpu || {};
-    const step = isNum(cpu.step_seconds) ? ` (${cpu.step_seconds >= 60 ? `${Math.round(cpu.step_seconds / 60)} min` : `${cpu.step_seconds} s`})` : '';
-    const res = $('#resolution');
-    res.textContent = `resolution ${cpu.resolution || '?'}${step} \u00b7 ${cpu.agg || 'mean'}`;
-    res.dataset.resolution = cpu.resolution || '';
+    });
+    const perCore = (async () => {
+      await state.chartsBuilt;
+      const c = charts.cores;
+      if (!c || gen !== state.historyGen) return;
+      const rs = await mapLimit(state.cores, 6, (core) => getJSON(`${API}/metrics/cpu?${q}&core=${encodeURIComponent(core)}`));
+      if (gen !== state.historyGen) return;
+      const tables = rs.map((r) => [r.timestamps || [], ...fieldsOf(r, ['percent'])]);
+      let data = emptyData(c.def);
+      if (tables.length === 1) data = tables[0];
+      else if (tables.length > 1) data = uPlot.join(tables).map((arr) => Array.from(arr, (v) => (v === undefined ? null : v)));
+      applyData(c, data, range);
+    })();
+    const outcome = await Promise.allSettled([...totals, perCore]);
+    if (gen !== state.historyGen) return;
+    for (const c of Object.values(charts)) c.fig.removeAttribute('aria-busy');
+    showResolution(outcome.some((o) => o.status === 'rejected') && !cpuResp ? null : cpuResp);
     state.historyReady = true;
     flushPending();
   }
@@ -801,6 +806,7 @@
   }
 
   async function init() {
+    performance.mark('sysmon:init');
     if (typeof uPlot === 'undefined') {
       const notice = $('#notice');
       notice.textContent = 'Chart library missing: run `npm ci` in the sysmon directory.';
@@ -820,14 +826,25 @@
     });
 
     connect();
-    const [sys, current] = await Promise.all([loadSystem(), getJSON(`${API}/metrics/current`).catch(() => null)]);
+    const sysP = loadSystem();
+    const currentP = getJSON(`${API}/metrics/current`).catch(() => null);
+    let builtCharts;
+    state.chartsBuilt = new Promise((resolve) => { builtCharts = resolve; });
+    let history = Promise.resolve();
+    if (typeof uPlot !== 'undefined') {
+      // Ask for history first, then build the totals charts while the requests run (the
+      // answers are applied asynchronously, after this). The per-core chart waits for the
+      // list of cores.
+      history = loadHistory();
+      for (const def of CHARTS) if (!def.perCore) buildChart(def);
+    }
+    const [sys, current] = await Promise.all([sysP, currentP]);
     if (current && !state.latest) onSnapshot(current);
     state.cores = coresFrom(sys, state.latest || current);
     if (sys) renderSystem(sys);
-    if (typeof uPlot !== 'undefined') {
-      buildCharts();
-      await loadHistory();
-    }
+    if (typeof uPlot !== 'undefined') buildChart(CHARTS.find((d) => d.perCore));
+    builtCharts();
+    await history;
     loadAlerts();
     window.setInterval(watchdog, 5000);
     window.setInterval(() => {
