@@ -158,10 +158,15 @@ def test_processes_sorted_and_limited(
 def test_process_history_at_a_past_instant(
     client: httpx.Client, server: RunningServer, clock: FakeClock
 ) -> None:
-    tick(server, clock, 3)
-    r = client.get("/api/v1/metrics/processes", params={"at": START + 1.5, "limit": 3})
+    # The default stores a process table at most every 10 s (retention.processes_every).
+    tick(server, clock, 12)
+    r = client.get("/api/v1/metrics/processes", params={"at": START + 11.5, "limit": 3})
     assert r.status_code == 200, r.text
-    assert r.json()["timestamp"] == START + 1
+    body = r.json()
+    assert body["timestamp"] == START + 10
+    assert len(body["processes"]) == 3
+    cpu = [p["cpu_percent"] for p in body["processes"]]
+    assert cpu == sorted(cpu, reverse=True)
     r = client.get("/api/v1/metrics/processes", params={"at": START - 3600})
     assert r.status_code == 404
 
