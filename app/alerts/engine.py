@@ -33,7 +33,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 
 from app.alerts.notifiers.base import Kind, Notification
@@ -127,6 +127,7 @@ class AlertEngine:
         dashboard_url: str | None = None,
         stale_after: float = 300.0,
         send_resolved: Callable[[str], bool] | None = None,
+        writer: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
         self._rules = list(rules)
         self._store = store
@@ -136,6 +137,10 @@ class AlertEngine:
         self._dashboard_url = dashboard_url
         self._stale_after = stale_after
         self._send_resolved = send_resolved or (lambda _channel: True)
+        # ``writer`` runs the persistence + dispatch step of a tick; the service passes
+        # a background thread's submit so the collection thread never waits on disk.
+        # The default runs it inline (deterministic, for tests and tools).
+        self._writer: Callable[[Callable[[], None]], None] = writer or (lambda job: job())
         self._states: dict[tuple[int, Labels], SeriesState] = {}
         self._by_rule: list[dict[Labels, SeriesState]] = [{} for _ in self._rules]
         self._wanted = {(r.metric, r.field) for r in self._rules}
@@ -384,30 +389,22 @@ class AlertEngine:
         tick.delete.append((st.rule.name, st.labels))
 
     def _commit(self, tick: _Tick, now: float) -> None:
-        ids: list[int] = []
-        try:
-            ids = self._store.record(
-                upsert=[s.stored() for s in tick.upsert.values()],
-                delete=tick.delete,
-                events=[e for e, _ in tick.events],
-            )
-            if self._store_failing:
-                log.info("alert store writable again")
-                self._store_failing = False
-        except StorageError as exc:
-            # Notifications still go out; only history/persistence is lost for this tick.
-            if not self._store_failing:
-                log.error("cannot persist alert state error=%s", exc)
-                self._store_failing = True
-        for index, (event, st) in enumerate(tick.events):
-            if event.kind == "firing":
-                st.firing_event_id = ids[index] if ids else None
+        """Freeze this tick's changes and hand them to the writer.
+
+        Everything the write needs is copied here, on the collection thread, so the
+        writer (a background thread in the service) never reads mutable state.
+        """
+        upsert = [s.stored() for s in tick.upsert.values()]
+        events = [e for e, _ in tick.events]
+        firing_states = [(i, st) for i, (e, st) in enumerate(tick.events) if e.kind == "firing"]
+        outgoing: list[tuple[Notification, tuple[str, ...], int]] = []
         for kind, st, value, event_index in tick.notify:
-            event_id = ids[event_index] if ids and event_index >= 0 else st.firing_event_id
             cfg = st.rule.config
             channels = st.rule.channels
             if kind == "resolved":
                 channels = tuple(c for c in channels if self._send_resolved(c))
+            if not channels:
+                continue
             notification = Notification(
                 kind=kind,
                 rule=cfg.name,
@@ -422,8 +419,30 @@ class AlertEngine:
                 hostname=self._hostname,
                 dashboard_url=self._dashboard_url,
                 description=cfg.description,
-                event_id=event_id,
+                event_id=st.firing_event_id if event_index < 0 else None,
                 extra=dict(cfg.labels),
             )
-            if channels:
+            outgoing.append((notification, channels, event_index))
+        delete = list(tick.delete)
+
+        def write() -> None:
+            ids: list[int] = []
+            try:
+                ids = self._store.record(upsert=upsert, delete=delete, events=events)
+                if self._store_failing:
+                    log.info("alert store writable again")
+                    self._store_failing = False
+            except StorageError as exc:
+                # Notifications still go out; only history/persistence is lost this tick.
+                if not self._store_failing:
+                    log.error("cannot persist alert state error=%s", exc)
+                    self._store_failing = True
+            for index, st in firing_states:
+                st.firing_event_id = ids[index] if ids else None
+            for notification, channels, event_index in outgoing:
+                if event_index >= 0:
+                    event_id = ids[event_index] if ids else None
+                    notification = replace(notification, event_id=event_id)
                 self._sink(notification, channels)
+
+        self._writer(write)

@@ -33,6 +33,7 @@ from app.alerts.notifiers.slack import SlackNotifier
 from app.alerts.notifiers.webhook import WebhookNotifier
 from app.alerts.rules import CompiledRule, compile_rules
 from app.alerts.store import AlertEvent, AlertStore, Delivery, Silence
+from app.alerts.writer import BackgroundWriter
 from app.clock import Clock
 from app.errors import StorageError
 from app.models import Snapshot
@@ -97,6 +98,7 @@ class AlertService:
             for name, notifier in notifiers.items()
         }
         self.dispatcher = Dispatcher(workers)
+        self._writer = BackgroundWriter()
         self.engine = AlertEngine(
             self.rules,
             store,
@@ -106,6 +108,7 @@ class AlertService:
             dashboard_url=dashboard_url,
             stale_after=config.stale_after,
             send_resolved=lambda c: config.channels[c].send_resolved,
+            writer=self._writer.submit,
         )
         self._started = False
         self._last_prune = float("-inf")
@@ -142,6 +145,7 @@ class AlertService:
         self.engine.load()
         self._prune()
         self.dispatcher.start()
+        self._writer.start()
         self._started = True
         log.info(
             "alerting started rules=%d channels=%s enabled=%s",
@@ -167,11 +171,16 @@ class AlertService:
 
     def stop(self, timeout: float = 5.0) -> None:
         if self._started:
+            self._writer.stop(timeout)  # persist (and dispatch) what the last ticks did
             self.dispatcher.stop(timeout)
         self._store.close()
         self._started = False
 
     # --- API helpers -------------------------------------------------------------------
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until the state changes of past ticks are stored and handed to channels."""
+        return self._writer.flush(timeout)
 
     def clock_time(self) -> float:
         """Wall-clock now, from the injected clock (API defaults use it)."""
@@ -181,6 +190,7 @@ class AlertService:
         return self.engine.active()
 
     def history(self, start: float, end: float, limit: int = 1000) -> list[HistoryEntry]:
+        """Stored events; the last tick's may still be in the writer queue (ms)."""
         events = self._store.events(start, end, limit)
         deliveries = self._store.deliveries([e.id for e in events])
         return [HistoryEntry(e, deliveries.get(e.id, [])) for e in events]

@@ -262,7 +262,15 @@ class AlertStore:
                 key = labels_key(st.labels)
                 state_event_id = st.firing_event_id
                 if state_event_id == -1:
+                    # Fired in this batch, or earlier with the id not yet known to the
+                    # engine (the write is asynchronous): keep the stored one.
                     state_event_id = fired.get((st.rule, key))
+                    if state_event_id is None:
+                        row = conn.execute(
+                            "SELECT firing_event_id FROM alert_state WHERE rule = ? AND labels = ?",
+                            (st.rule, key),
+                        ).fetchone()
+                        state_event_id = None if row is None else row[0]
                 conn.execute(
                     "INSERT OR REPLACE INTO alert_state (rule, labels, state, since,"
                     " firing_since, value, last_notified_at, notified, firing_event_id)"
