@@ -31,7 +31,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or settings.server.host
     port = args.port or settings.server.port
     app = create_app(settings)
-    uvicorn.run(app, host=host, port=port, log_level=settings.logging.level.lower())
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=settings.logging.level.lower(),
+        access_log=settings.server.access_log,
+    )
     return 0
 
 

@@ -30,6 +30,9 @@ class ServerConfig(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    access_log: bool = Field(
+        default=False, description="Log every HTTP request (costs ~20 % throughput)"
+    )
     dashboard_url: str | None = Field(
         default=None, description="Public URL of the dashboard, used in notifications"
     )
