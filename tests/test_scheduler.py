@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Sequence
 from typing import ClassVar
@@ -204,3 +205,41 @@ def test_maintenance_runs_periodically_not_every_tick() -> None:
         writer.consume(snap(clock.time()))
         clock.advance(1)
     assert len(store.maintained) == 3  # t=0, 10, 20
+
+
+def test_apscheduler_runs_on_whole_interval_boundaries_without_overlap() -> None:
+    """Real APScheduler, real clock: runs land on whole seconds and never overlap."""
+    import time
+
+    from app.clock import SystemClock
+    from app.scheduler import start_scheduler
+
+    fired: list[float] = []
+    running = threading.Event()
+    overlaps = 0
+
+    def slow_tick() -> None:
+        nonlocal overlaps
+        if running.is_set():
+            overlaps += 1
+        running.set()
+        fired.append(time.time())
+        time.sleep(1.3)  # slower than the interval: must not pile up
+        running.clear()
+
+    scheduler = start_scheduler(slow_tick, 1, SystemClock())
+    try:
+        deadline = time.monotonic() + 8
+        while len(fired) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        scheduler.shutdown(wait=True)
+    assert overlaps == 0
+    assert len(fired) >= 3
+    # After the immediate first run, runs are anchored to whole seconds (no drift) and,
+    # since each run takes 1.3 s, every other slot is skipped rather than queued.
+    later = fired[1:]
+    for t in later:
+        assert abs(t - round(t)) < 0.3, later
+    gaps = [b - a for a, b in itertools.pairwise(later)]
+    assert all(1.5 < g < 2.5 for g in gaps), gaps
