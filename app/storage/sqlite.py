@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import zlib
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +56,8 @@ VACUUM_PAGES_PER_CALL = 256
 RETENTION_EVERY_SECONDS = 60.0
 COMPACT_CHECK_EVERY_SECONDS = 30.0
 BUSY_TIMEOUT_MS = 5000
+CHECKPOINT_EVERY_SECONDS = 10.0
+WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
 _EPS = 1e-9
 
 
@@ -97,12 +99,22 @@ def _storage_error(exc: BaseException, action: str) -> StorageError:
     return StorageError(f"{action}: {exc}")
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    # SQLite has already rolled back on some errors (SQLITE_FULL); a second ROLLBACK
+    # would raise "no transaction is active" and hide the real error.
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
 class SQLiteStore:
     """``TimeSeriesStore`` on one SQLite file; see the module docstring for the layout.
 
     ``interval_seconds`` is the collection interval: the raw tier's slot width. Raw
     timestamps are snapped to the nearest slot (``round(ts / interval) * interval``),
     so a tick that fires a few ms early or late lands in its own slot.
+
+    ``max_size_bytes`` optionally caps the main file (``PRAGMA max_page_count``); a write
+    past it fails with ``StorageFullError`` exactly like a full disk.
     """
 
     backend = "sqlite"
@@ -113,6 +125,7 @@ class SQLiteStore:
         retention: RetentionConfig,
         interval_seconds: float,
         clock: Clock | None = None,
+        max_size_bytes: int | None = None,
     ) -> None:
         if interval_seconds <= 0:
             raise ValueError("interval_seconds must be positive")
@@ -137,6 +150,7 @@ class SQLiteStore:
         self._proc_every = retention.processes_every_seconds
         self._proc_span = CHUNK_SPAN_SECONDS["raw"]
         self._late_grace = max(2.0 * self._interval, 5.0)
+        self._max_size = max_size_bytes
 
         self._writer: sqlite3.Connection | None = None
         self._write_lock = threading.RLock()
@@ -154,6 +168,9 @@ class SQLiteStore:
         self._next_compact: dict[int, float] = {}
         self._next_proc_compact = -math.inf
         self._next_retention = -math.inf
+        self._next_checkpoint = -math.inf
+        self.maintenance_backlog = False
+        """True when the last ``maintain`` did work (so another call may find more)."""
 
     # ------------------------------------------------------------------ lifecycle
     def _connect(self) -> sqlite3.Connection:
@@ -181,7 +198,13 @@ class SQLiteStore:
             # NORMAL in WAL: a commit is durable against a process crash, and a power
             # loss can lose only the last ticks, never corrupt the file.
             conn.execute("PRAGMA synchronous = NORMAL")
+            # Checkpoints run in maintain() between ticks, never inside a tick's commit.
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
             migrate(conn)
+            if self._max_size is not None:
+                page = int(conn.execute("PRAGMA page_size").fetchone()[0])
+                conn.execute(f"PRAGMA max_page_count = {max(1, self._max_size // page)}")
             self._writer = conn
             self._load_state(conn)
         except StorageError:
@@ -248,7 +271,7 @@ class SQLiteStore:
         """Store one tick in one transaction; raising means nothing of it was stored."""
         with self._write_lock:
             conn = self._writer_conn()
-            slot_ts = round(snapshot.timestamp / self._interval) * self._interval
+            slot_ts = math.floor(snapshot.timestamp / self._interval + 0.5) * self._interval
             groups: dict[tuple[str, Labels], dict[str, float]] = {}
             for s in snapshot.samples():
                 key = (s.metric, tuple(sorted(s.labels)))
@@ -293,7 +316,7 @@ class SQLiteStore:
                     lowered = self._lower_watermarks(conn, 0, slot_ts)
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    _rollback(conn)
                     raise
             except (sqlite3.Error, OSError) as exc:
                 err = _storage_error(exc, "write failed")
@@ -587,23 +610,97 @@ class SQLiteStore:
         """Rollups, compaction and retention, each bounded per call (see README)."""
         with self._write_lock:
             conn = self._writer_conn()
+            worked = False
             try:
                 for i in range(1, len(self._tiers)):
-                    self._rollup_tier(conn, self._tiers[i - 1], self._tiers[i], now)
+                    if self._rollup_tier(conn, self._tiers[i - 1], self._tiers[i], now):
+                        worked = True
                 units = COMPACT_UNITS_PER_CALL
                 for tier in self._tiers:
                     units -= self._compact_tier(conn, tier, now, units)
                     if units <= 0:
                         break
-                if units > 0:
-                    self._compact_processes(conn, now)
+                worked = worked or units < COMPACT_UNITS_PER_CALL
+                if units > 0 and self._compact_processes(conn, now):
+                    worked = True
                 if now >= self._next_retention:
                     more = self._retention(conn, now)
+                    worked = worked or more
                     self._next_retention = now if more else now + RETENTION_EVERY_SECONDS
+                if now >= self._next_checkpoint or now < self._next_checkpoint - 2 * (
+                    CHECKPOINT_EVERY_SECONDS
+                ):
+                    # PASSIVE never waits for readers; frames they still need stay for later.
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self._next_checkpoint = now + CHECKPOINT_EVERY_SECONDS
             except (sqlite3.Error, OSError) as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise _storage_error(exc, "maintenance failed") from exc
+            self.maintenance_backlog = worked
+
+    def import_buckets(
+        self,
+        resolution: str,
+        rows: Iterable[tuple[str, Labels, float, Mapping[str, rollup.Stat]]],
+    ) -> None:
+        """Store ready-made rollup buckets ``(metric, labels, bucket_start, {field: stat})``.
+
+        For back-filling history from another system, and for the benchmark, which
+        cannot simulate a year of 1 s ticks. The rows go through the same path as the
+        rollup's own (hot rows, then compaction); the tier's watermark moves past the
+        last imported bucket so the rollup does not recompute them. Import oldest first.
+        """
+        tier = self._by_name.get(resolution)
+        if tier is None or tier.code == 0:
+            raise ValueError(f"cannot import into tier {resolution!r}")
+        with self._write_lock:
+            conn = self._writer_conn()
+            last = -math.inf
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                packed: list[tuple[int, int, float, bytes]] = []
+                for metric, labels, ts, stats in rows:
+                    sid, layout = self._register(conn, metric, tuple(sorted(labels)), stats)
+                    flat = list(rollup.GAP) * len(layout)
+                    for name, st in stats.items():
+                        k = layout[name] * rollup.STATS_PER_FIELD
+                        flat[k : k + rollup.STATS_PER_FIELD] = st
+                    start = _floor_to(ts, tier.step)
+                    packed.append((tier.code, sid, start, pack_row(flat)))
+                    last = max(last, start + tier.step)
+                conn.executemany(
+                    "INSERT OR REPLACE INTO hot (tier, series_id, ts, data) VALUES (?,?,?,?)",
+                    packed,
+                )
+                if packed and last > self._done.get(tier.code, -math.inf):
+                    self._set_done(conn, tier, last)
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                self._load_state(conn)
+                raise
+
+    def _register(
+        self, conn: sqlite3.Connection, metric: str, labels: Labels, fields: Iterable[str]
+    ) -> tuple[int, dict[str, int]]:
+        """Series id and field layout, creating them (import path; caches updated now)."""
+        key = (metric, labels)
+        sid = self._series_ids.get(key)
+        if sid is None:
+            cur = conn.execute(
+                "INSERT INTO series (metric, labels) VALUES (?, ?)", (metric, _labels_key(labels))
+            )
+            sid = int(cur.lastrowid or 0)
+            self._series_ids[key] = sid
+        layout = self._layouts.setdefault(sid, {})
+        for name in fields:
+            if name not in layout:
+                layout[name] = len(layout)
+                conn.execute(
+                    "INSERT INTO field (series_id, idx, name) VALUES (?, ?, ?)",
+                    (sid, layout[name], name),
+                )
+        return sid, layout
 
     def _source_horizon(self, source: _Tier, now: float) -> float | None:
         if source.code == 0:
@@ -623,21 +720,22 @@ class SQLiteStore:
 
     def _rollup_tier(
         self, conn: sqlite3.Connection, source: _Tier, target: _Tier, now: float
-    ) -> None:
+    ) -> bool:
         horizon = self._source_horizon(source, now)
         if horizon is None:
-            return
+            return False
         closed_end = _floor_to(horizon, target.step)
         done = self._done.get(target.code)
         if done is not None and done >= closed_end:
-            return  # the cheap path: nothing closed since the last call
+            return False  # the cheap path: nothing closed since the last call
         nxt = self._next_data_ts(conn, source, -math.inf if done is None else done)
         if nxt is None:
-            return
+            return False
         if nxt >= closed_end:
+            # Nothing stored up to the horizon (downtime): skip the empty buckets at once.
             if done is not None:
                 self._set_done(conn, target, closed_end)
-            return
+            return done is not None
         begin = (
             _floor_to(nxt, target.step) if done is None else max(done, _floor_to(nxt, target.step))
         )
@@ -682,10 +780,11 @@ class SQLiteStore:
             )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         self._done[target.code] = end
         self._done.update(lowered)
+        return True
 
     def _set_done(self, conn: sqlite3.Connection, tier: _Tier, value: float) -> None:
         conn.execute(
@@ -740,17 +839,17 @@ class SQLiteStore:
             )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
 
-    def _compact_processes(self, conn: sqlite3.Connection, now: float) -> None:
+    def _compact_processes(self, conn: sqlite3.Connection, now: float) -> bool:
         if now < self._next_proc_compact:
-            return
+            return False
         limit = _floor_to(now - self._late_grace, self._proc_span)
         row = conn.execute("SELECT min(ts) FROM proc_hot WHERE ts < ?", (limit,)).fetchone()
         if row[0] is None:
             self._next_proc_compact = now + COMPACT_CHECK_EVERY_SECONDS
-            return
+            return False
         start = _floor_to(float(row[0]), self._proc_span)
         end = start + self._proc_span
         conn.execute("BEGIN IMMEDIATE")
@@ -772,8 +871,9 @@ class SQLiteStore:
             conn.execute("DELETE FROM proc_hot WHERE ts >= ? AND ts < ?", (start, end))
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
+        return True
 
     def _retention(self, conn: sqlite3.Connection, now: float) -> bool:
         """Delete expired rows in small transactions; True if more remain for next call."""
@@ -820,14 +920,15 @@ class SQLiteStore:
                 cur = conn.execute(sql, (*params, batch))
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
             if cur.rowcount >= batch:
                 more = True
         free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
         total = int(conn.execute("PRAGMA page_count").fetchone()[0])
         if free > max(VACUUM_PAGES_PER_CALL, total // 8):
-            conn.execute(f"PRAGMA incremental_vacuum({VACUUM_PAGES_PER_CALL})")
+            # executescript steps the pragma to completion; execute() frees only one page.
+            conn.executescript(f"PRAGMA incremental_vacuum({VACUUM_PAGES_PER_CALL});")
             more = True
         return more
 

@@ -32,7 +32,9 @@ def cpu(ts: float, percent: float, **extra: float) -> Snapshot:
     return snap(ts, {("cpu", ()): {"percent": percent, **extra}})
 
 
-def retention(raw: str = "1d", m1: str = "7d", m5: str = "30d", h1: str = "365d") -> RetentionConfig:
+def retention(
+    raw: str = "1d", m1: str = "7d", m5: str = "30d", h1: str = "365d"
+) -> RetentionConfig:
     return RetentionConfig(
         tiers=[
             TierConfig(resolution="raw", keep=raw),
