@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.routes import health, metrics, stream, web
+from app.api.routes import alerts, health, metrics, stream, web
 
 api_router = APIRouter()
 api_router.include_router(health.router)
 api_router.include_router(metrics.router)
 api_router.include_router(stream.router)
+api_router.include_router(alerts.router)
 api_router.include_router(web.router)
