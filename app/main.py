@@ -22,9 +22,10 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
-from app.api.errors import install_handlers
 from app.alerts.service import AlertService
+from app.api.errors import install_handlers
 from app.api.main import api_router
+from app.api.routes import metrics as metrics_routes
 from app.clock import Clock, SystemClock
 from app.collectors.registry import CollectorRegistry, discover
 from app.config import Settings, config_path_from_env, load_settings
@@ -57,7 +58,7 @@ def validate_settings(settings: Settings, registry: CollectorRegistry | None = N
 
 
 def _thresholds(settings: Settings) -> dict[str, dict[str, float]]:
-    """Warning/critical levels per ``metric.field`` from the upper-bound alert rules (UI colours)."""
+    """Warning/critical levels per ``metric.field`` from upper-bound alert rules (UI colours)."""
     out: dict[str, dict[str, float]] = {}
     for rule in settings.alerts.rules:
         if rule.operator not in (">", ">="):
@@ -180,6 +181,9 @@ def create_app(
     )
     install_handlers(app)
     app.include_router(api_router)
+    # Hot read-only endpoints also answer through plain Starlette routes matched first;
+    # the FastAPI routes above stay for validation-free documentation in /docs.
+    app.router.routes[0:0] = metrics_routes.FAST_ROUTES
     if STATIC_DIR.exists():
         for name, folder in VENDOR_DIRS.items():
             if folder.exists():
