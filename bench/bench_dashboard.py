@@ -126,9 +126,15 @@ def main() -> int:
 
             idle_before = cpu_window(proc.pid, args.seconds)
             log(f"idle: {idle_before:.2f}% of a core")
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            # One context per dashboard, i.e. ten viewers: tabs of one browser profile
+            # share its limit of 6 HTTP/1.1 connections per server, which open streams
+            # would exhaust (the page releases its stream when its tab is hidden).
+            contexts = [
+                browser.new_context(viewport={"width": 1280, "height": 900})
+                for _ in range(args.dashboards)
+            ]
             pages = []
-            for _ in range(args.dashboards):
+            for context in contexts:
                 page = context.new_page()
                 page.goto(base + "/")
                 pages.append(page)
@@ -142,7 +148,8 @@ def main() -> int:
                 time.time() - float(page.get_attribute("#updated", "data-ts") or 0)
                 for page in pages
             ]
-            context.close()
+            for context in contexts:
+                context.close()
             browser.close()
         time.sleep(2)
         idle_after = cpu_window(proc.pid, args.seconds)

@@ -46,6 +46,7 @@ class Service:
     port: int
     db_path: Path
     log_path: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -55,7 +56,7 @@ class Service:
 
     def start(self) -> None:
         self.starts += 1
-        env = service_env(self.db_path)
+        env = service_env(self.db_path, **self.extra_env)
         # Appending keeps the log of every run; it is read only when something fails.
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(

@@ -182,6 +182,46 @@ def test_phone_width_and_dark_scheme(browser_context: Any, service: Service) -> 
         page.close()
 
 
+SET_HIDDEN = """hidden => {
+  const state = hidden ? 'hidden' : 'visible';
+  Object.defineProperty(document, 'hidden', {configurable: true, get: () => hidden});
+  Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => state});
+  document.dispatchEvent(new Event('visibilitychange'));
+}"""
+
+
+def test_hidden_tab_releases_its_stream_and_resumes(
+    dashboard: tuple[Any, PageWatch], service: Service
+) -> None:
+    page, watch = dashboard
+    streams: list[str] = []
+    closed: list[str] = []
+    page.on("request", lambda r: streams.append(r.url) if "/api/v1/stream" in r.url else None)
+    for event in ("requestfailed", "requestfinished"):
+        page.on(event, lambda r: closed.append(r.url) if "/api/v1/stream" in r.url else None)
+    page.clock.install()  # fake timers, still running at real speed until fast-forwarded
+    _open(page, service)
+    page.wait_for_selector("#conn[data-state=live]")
+    assert len(streams) == 1
+
+    page.evaluate(SET_HIDDEN, True)
+    page.clock.fast_forward(11_000)
+    page.wait_for_selector("#conn[data-state=paused]")
+    # The abort reaches Playwright's network events a moment later.
+    page.wait_for_timeout(500)
+    assert closed, "the hidden tab should close its stream"
+
+    before = float(page.get_attribute("#updated", "data-ts") or 0)
+    page.evaluate(SET_HIDDEN, False)
+    page.wait_for_selector("#conn[data-state=live]")
+    page.wait_for_function(
+        "ts => Number(document.getElementById('updated').dataset.ts) > ts", arg=before
+    )
+    assert len(streams) == 2
+    page.wait_for_function(ALL_CHARTS_HAVE_DATA, arg=CHART_IDS)
+    assert watch.page_errors == []
+
+
 def test_survives_server_restart(dashboard: tuple[Any, PageWatch], service: Service) -> None:
     page, watch = dashboard
     _open(page, service)

@@ -30,6 +30,11 @@
   const MEMORY_SORT_REFRESH_MS = 5000;
   const ALERTS_REFRESH_MS = 30000;
   const HISTORY_REFRESH_MS = 60000;
+  // A hidden tab gives its stream back after this long. Browsers allow only 6 HTTP/1.1
+  // connections per server, and every open stream holds one, so background tabs would
+  // otherwise starve the 7th tab; it also saves the server the work. Back in view, the
+  // page reconnects and refills the live window from history.
+  const HIDDEN_RELEASE_MS = 10000;
   const PALETTE = ['#3b82f6', '#f59e0b', '#10b981', '#ef4444', '#a855f7', '#ec4899', '#14b8a6', '#84cc16'];
 
   const CHARTS = [
@@ -62,6 +67,8 @@
     reconnectTimer: 0,
     historyGen: 0,
     historyReady: false,
+    paused: false, // stream released while the tab is hidden
+    hiddenTimer: 0,
     chartsBuilt: null, // promise: every chart, including per-core, exists
     pending: [], // snapshots that arrived while live history was loading
     memRows: null,
@@ -356,12 +363,18 @@
     if (typeof v === 'string') { const t = Date.parse(v); return Number.isNaN(t) ? null : t / 1000; }
     return null;
   }
+  // Shapes of /api/v1/alerts ({alerts: [...]}) and /alerts/history ({events: [...]}); the
+  // reads are lenient so a renamed optional field degrades to a shorter line, not an error.
   function alertItem(a) {
     const li = document.createElement('li');
     const severity = String(pick(a, ['severity', 'level']) || 'warning').toLowerCase();
-    li.dataset.level = severity === 'critical' ? 'critical' : severity === 'resolved' || a.state === 'resolved' ? 'ok' : 'warning';
+    const phase = String(pick(a, ['kind', 'state']) || '');
+    li.dataset.level = phase === 'resolved' ? 'ok' : severity === 'critical' ? 'critical' : 'warning';
     const sev = document.createElement('span'); sev.className = 'sev';
-    sev.textContent = a.state && a.state !== 'firing' && a.state !== 'active' ? `${severity} \u00b7 ${a.state}` : severity;
+    // Active alerts are firing unless they say otherwise; history events always say.
+    const showPhase = phase && (phase !== 'firing' || a.kind !== undefined);
+    sev.textContent = [severity, showPhase ? phase : '', a.silenced ? 'silenced' : '']
+      .filter(Boolean).join(' \u00b7 ');
     const title = document.createElement('strong');
     title.textContent = String(pick(a, ['rule', 'name', 'title', 'id']) || 'alert');
     const msg = document.createElement('span'); msg.className = 'msg';
@@ -369,17 +382,21 @@
     const thr = pick(a, ['threshold']);
     let text = pick(a, ['message', 'summary', 'description']);
     if (!text) {
-      const metric = [a.metric, a.field].filter(Boolean).join('.');
-      text = [metric, isNum(value) ? `= ${value.toFixed(1)}` : '', isNum(thr) ? `(threshold ${thr})` : ''].filter(Boolean).join(' ');
+      const labels = a.labels && typeof a.labels === 'object'
+        ? Object.entries(a.labels).map(([k, v]) => `${k}=${v}`).join(',') : '';
+      const metric = `${a.metric || ''}${labels ? `{${labels}}` : ''}`;
+      const cmp = isNum(thr) ? ` (${a.operator || '>'} ${thr})` : '';
+      text = `${metric}${isNum(value) ? ` = ${value.toFixed(1)}` : ''}${cmp}`.trim();
     }
     msg.textContent = text || '';
     const time = document.createElement('time');
-    const ts = toEpoch(pick(a, ['started_at', 'since', 'fired_at', 'timestamp', 'time', 'at', 'resolved_at']));
+    const ts = toEpoch(pick(a, ['timestamp', 'firing_since', 'since', 'started_at', 'time']));
     time.textContent = fmtDateTime(ts);
     if (ts !== null) time.setAttribute('datetime', new Date(ts * 1000).toISOString());
     li.append(sev, title, msg, time);
     return li;
   }
+
   function fillList(list, items, empty) {
     list.replaceChildren();
     if (!items.length) {
@@ -395,8 +412,9 @@
     try {
       active = await getJSON(`${API}/alerts`);
     } catch (err) {
-      // 404 until the alerts API exists: hide the panel and stop asking until a reconnect.
-      if (err instanceof HttpError && err.status === 404) {
+      // 404 until the alerts API exists, 503 when alerting is disabled: hide the panel and
+      // stop asking until a reconnect.
+      if (err instanceof HttpError && (err.status === 404 || err.status === 503)) {
         state.alertsAvailable = false;
         section.hidden = true;
       }
@@ -404,11 +422,16 @@
     }
     state.alertsAvailable = true;
     section.hidden = false;
-    fillList($('#alerts-active'), firstArray(active, ['alerts', 'active', 'items']), 'No active alerts');
+    const current = firstArray(active, ['alerts', 'active', 'items']);
+    fillList($('#alerts-active'), current, 'No active alerts');
+    $('#alerts-h').textContent = current.length ? `Alerts (${current.length} active)` : 'Alerts';
     try {
-      const hist = await getJSON(`${API}/alerts/history?limit=20`);
+      // History comes oldest first: ask for the last day and show the newest 20.
+      const since = (nowServer() - 86400).toFixed(0);
+      const hist = await getJSON(`${API}/alerts/history?start=${since}&limit=1000`);
+      const events = firstArray(hist, ['events', 'history', 'alerts', 'items']);
       $('#alerts-past').hidden = false;
-      fillList($('#alerts-history'), firstArray(hist, ['history', 'events', 'alerts', 'items']).slice(0, 20), 'No alerts recently');
+      fillList($('#alerts-history'), events.slice(-20).reverse(), 'No alerts in the last 24 h');
     } catch (err) {
       $('#alerts-past').hidden = true;
     }
@@ -724,12 +747,13 @@
   function setConn(kind) {
     const badge = $('#conn');
     badge.dataset.state = kind;
-    badge.textContent = kind === 'live' ? 'live' : kind === 'reconnecting' ? 'reconnecting\u2026' : 'connecting\u2026';
+    const text = { live: 'live', reconnecting: 'reconnecting\u2026', paused: 'paused' };
+    badge.textContent = text[kind] || 'connecting\u2026';
     badge.title = kind === 'live' ? 'Receiving live updates' : 'Waiting for the server; the page reconnects by itself';
   }
 
   function scheduleReconnect() {
-    if (state.reconnectTimer) return;
+    if (state.reconnectTimer || state.paused) return;
     const delay = state.reconnectDelay;
     state.reconnectDelay = Math.min(state.reconnectDelay * 2, 10000);
     state.reconnectTimer = window.setTimeout(() => { state.reconnectTimer = 0; connect(); }, delay);
@@ -784,6 +808,31 @@
     }
   }
 
+  function onVisibility() {
+    if (document.hidden) {
+      window.clearTimeout(state.hiddenTimer);
+      state.hiddenTimer = window.setTimeout(() => {
+        if (!document.hidden || !state.es) return;
+        state.es.close();
+        state.es = null;
+        state.connected = false;
+        state.paused = true;
+        window.clearTimeout(state.reconnectTimer);
+        state.reconnectTimer = 0;
+        setConn('paused');
+      }, HIDDEN_RELEASE_MS);
+      return;
+    }
+    window.clearTimeout(state.hiddenTimer);
+    if (state.paused) {
+      state.paused = false;
+      setConn('reconnecting');
+      connect(); // its first snapshot reloads history (onReconnected)
+    }
+    for (const c of Object.values(charts)) if (c.dirty) drawChart(c);
+    if (state.latest) render(state.latest);
+  }
+
   async function loadSystem() {
     try {
       const sys = await getJSON(`${API}/system`);
@@ -819,11 +868,7 @@
     for (const btn of document.querySelectorAll('#procs button[data-sort]')) {
       btn.addEventListener('click', () => setSort(btn.dataset.sort));
     }
-    document.addEventListener('visibilitychange', () => {
-      if (document.hidden) return;
-      for (const c of Object.values(charts)) if (c.dirty) drawChart(c);
-      if (state.latest) render(state.latest);
-    });
+    document.addEventListener('visibilitychange', onVisibility);
 
     connect();
     const sysP = loadSystem();
