@@ -188,11 +188,7 @@ class SQLiteStore:
         try:
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
             conn = self._connect()
-            fresh = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
-            if fresh:
-                # Must be set before the first table exists; lets retention hand freed
-                # pages back to the file system in small steps (PRAGMA incremental_vacuum).
-                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            self._ensure_incremental_vacuum(conn)
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StorageError(f"cannot enable WAL mode on {self._path} (got {mode})")
@@ -213,6 +209,25 @@ class SQLiteStore:
         except (sqlite3.Error, OSError) as exc:
             raise _storage_error(exc, f"cannot open database {self._path}") from exc
         self._closed = False
+
+    def _ensure_incremental_vacuum(self, conn: sqlite3.Connection) -> None:
+        """Lets retention hand freed pages back to the file system in small steps.
+
+        The mode only takes effect before the first table exists, or through a VACUUM.
+        The alert store may share this file and create its tables first, so a file that
+        does not hold our schema yet is vacuumed once (it is small then). An existing
+        metrics file without the mode keeps working: freed pages are still reused.
+        """
+        if int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2:
+            return
+        if int(conn.execute("PRAGMA user_version").fetchone()[0]) != 0:
+            return
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            try:
+                conn.execute("VACUUM")
+            except sqlite3.OperationalError as exc:
+                log.warning("incremental auto-vacuum not enabled error=%s", exc)
 
     def _load_state(self, conn: sqlite3.Connection) -> None:
         self._series_ids.clear()

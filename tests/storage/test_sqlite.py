@@ -523,3 +523,18 @@ def test_snapshot_with_collector_rows_only(store: SQLiteStore) -> None:
         )
     )
     assert list(store.series("cpu")) == [()]
+
+
+def test_shared_file_with_other_tables_gets_incremental_vacuum(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    # The alert store may create its tables in the same file before the metrics store.
+    with sqlite3.connect(tmp_path / "sysmon.db") as conn:
+        conn.execute("CREATE TABLE alert_meta (key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute("INSERT INTO alert_meta VALUES ('schema_version', '1')")
+    store = make(tmp_path, clock)
+    store.write(cpu(T0, 1.0))
+    store.close()
+    with sqlite3.connect(tmp_path / "sysmon.db") as conn:
+        assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+        assert conn.execute("SELECT value FROM alert_meta").fetchone()[0] == "1"
