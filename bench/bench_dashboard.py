@@ -52,6 +52,7 @@ FIRST_CHART_JS = """() => {
   const m = performance.getEntriesByName('sysmon:first-chart')[0];
   return m ? m.startTime : null;
 }"""
+INIT_JS = "() => performance.getEntriesByName('sysmon:init')[0].startTime"
 RESOURCES_JS = """() => performance.getEntriesByType('resource')
   .filter(e => e.initiatorType === 'script' || e.initiatorType === 'link'
                || /\\.(js|css)(\\?|$)/.test(e.name))
@@ -72,8 +73,12 @@ def cpu_window(pid: int, seconds: float) -> float:
     return (end.cpu_seconds - start.cpu_seconds) / (time.monotonic() - t0) * 100
 
 
-def first_chart(browser: Any, base: str, runs: int) -> tuple[list[float], list[dict[str, Any]]]:
+def first_chart(
+    browser: Any, base: str, runs: int
+) -> tuple[list[float], list[float], list[dict[str, Any]]]:
+    """Cold loads: (first-chart ms, app.js start ms, resources of the last load)."""
     times: list[float] = []
+    inits: list[float] = []
     resources: list[dict[str, Any]] = []
     for _ in range(runs):
         context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -81,9 +86,10 @@ def first_chart(browser: Any, base: str, runs: int) -> tuple[list[float], list[d
         page.goto(base + "/")
         page.wait_for_function(FIRST_CHART_JS, timeout=20_000)
         times.append(float(page.evaluate(FIRST_CHART_JS)))
+        inits.append(float(page.evaluate(INIT_JS)))
         resources = page.evaluate(RESOURCES_JS)
         context.close()
-    return times, resources
+    return times, inits, resources
 
 
 def main() -> int:
@@ -117,9 +123,11 @@ def main() -> int:
             browser = pw.chromium.launch(
                 executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
             )
-            times, resources = first_chart(browser, base, args.runs)
+            results["loadavg_start"] = [round(x, 2) for x in os.getloadavg()]
+            times, inits, resources = first_chart(browser, base, args.runs)
             results["first_chart_ms"] = [round(t) for t in times]
             results["first_chart_ms_median"] = round(statistics.median(times))
+            results["init_ms_median"] = round(statistics.median(inits))
             results["resources"] = resources
             results["js_css_bytes"] = sum(int(r["decoded"]) for r in resources)
             log(f"first chart median {results['first_chart_ms_median']} ms")
@@ -162,6 +170,7 @@ def main() -> int:
             proc.kill()
         server_log.close()
 
+    results["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     idle = (idle_before + idle_after) / 2
     results.update(
         {
@@ -200,7 +209,9 @@ Command (from the repo root, after `npm ci`):
 
 Machine: {os.cpu_count()} cores, {platform.system()} {platform.release()}, Chromium at
 {CHROMIUM}, server `uvicorn app.main:app` collecting every 1 s into a fresh SQLite file.
-The machine was shared with other work while this ran, so treat small differences as noise.
+The machine was shared with other work while this ran (load average {r["loadavg_start"][0]} at
+the start, {r["loadavg_end"][0]} at the end, on {os.cpu_count()} cores), so treat small
+differences as noise.
 
 ## Results
 
@@ -208,6 +219,7 @@ The machine was shared with other work while this ran, so treat small difference
 |---|---|---|---|
 | time to first chart (median of {len(r["first_chart_ms"])} cold loads) | \
 {r["first_chart_ms_median"]} ms (runs: {", ".join(map(str, r["first_chart_ms"]))}) | - | - |
+| of which: until app.js starts (HTML, CSS, uPlot, parse) | {r["init_ms_median"]} ms | - | - |
 | JS + CSS shipped (decoded, uPlot included) | {r["js_css_bytes"]:,} bytes | < 300 KB | \
 {ok(r["js_css_bytes"] < BUDGET_BYTES)} |
 | server CPU, no dashboard (before / after) | {r["cpu_idle_before_percent"]:.2f}% / \

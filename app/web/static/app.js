@@ -674,6 +674,7 @@
     const start = end - RANGES[range];
     const q = `start=${start.toFixed(3)}&end=${end.toFixed(3)}&resolution=auto`;
     let cpuResp = null;
+    const updated = new Set();
     const totals = ['cpu', 'memory', 'disk', 'network'].map(async (metric) => {
       const r = await getJSON(`${API}/metrics/${metric}?${q}`);
       if (gen !== state.historyGen) return;
@@ -681,6 +682,7 @@
       for (const c of Object.values(charts)) {
         if (c.def.metric !== metric || c.def.perCore) continue;
         applyData(c, [Array.from(r.timestamps || []), ...fieldsOf(r, c.def.series.map((x) => x[0]))], range);
+        updated.add(c.def.id);
       }
     });
     const perCore = (async () => {
@@ -694,10 +696,14 @@
       if (tables.length === 1) data = tables[0];
       else if (tables.length > 1) data = uPlot.join(tables).map((arr) => Array.from(arr, (v) => (v === undefined ? null : v)));
       applyData(c, data, range);
+      updated.add(c.def.id);
     })();
     const outcome = await Promise.allSettled([...totals, perCore]);
     if (gen !== state.historyGen) return;
-    for (const c of Object.values(charts)) c.fig.removeAttribute('aria-busy');
+    // A chart whose request failed must not keep showing the previous range's data.
+    for (const c of Object.values(charts)) {
+      if (!updated.has(c.def.id)) applyData(c, emptyData(c.def), range);
+    }
     showResolution(outcome.some((o) => o.status === 'rejected') && !cpuResp ? null : cpuResp);
     state.historyReady = true;
     flushPending();
