@@ -26,6 +26,7 @@ import zlib
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 
 from app.clock import Clock, SystemClock
@@ -561,12 +562,16 @@ class SQLiteStore:
         if factor == 1:
             src = {"mean": means, "min": mins, "max": maxs}[agg]
             return [v if c > 0 else None for v, c in zip(src, counts, strict=True)]
-        # Merged buckets (a year at 1h): plain sum() keeps this at C speed; the
-        # rounding error of summing <= max_points-sized runs is far below display.
+        # Merged buckets (a year at 1h -> 974 points): prefix sums (itertools.accumulate,
+        # C speed) turn every count-weighted mean into two subtractions. The rounding
+        # error (~1e-13 relative over a year) is far below anything displayed.
         out: list[float | None] = []
+        cum_n = [0.0, *accumulate(counts)]
+        if agg == "mean":
+            cum_s = [0.0, *accumulate(map(operator.mul, means, counts))]
         for k in range(n):
             a, b = k * factor, (k + 1) * factor
-            c = sum(counts[a:b])
+            c = cum_n[b] - cum_n[a]
             if c <= 0:
                 out.append(None)
             elif agg == "min":
@@ -574,7 +579,7 @@ class SQLiteStore:
             elif agg == "max":
                 out.append(max(maxs[a:b]))
             else:
-                out.append(sum(map(operator.mul, means[a:b], counts[a:b])) / c)
+                out.append((cum_s[b] - cum_s[a]) / c)
         return out
 
     def series(self, metric: str) -> Sequence[Labels]:

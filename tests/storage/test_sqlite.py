@@ -206,6 +206,12 @@ def test_max_points_merges_buckets(store: SQLiteStore, clock: FakeClock) -> None
     assert r.fields["percent"] == [2.5 + 6 * i for i in range(10)]
     mx = store.query(RangeQuery("cpu", T0, T0 + 590, resolution="raw", max_points=10, agg="max"))
     assert mx.fields["percent"][:2] == [5.0, 11.0]
+    settle(store, T0 + 700)
+    m1 = store.query(RangeQuery("cpu", T0, T0 + 599, resolution="1m", max_points=5))
+    assert (m1.resolution, m1.step_seconds) == ("1m", 120.0)
+    assert m1.fields["percent"] == [pytest.approx(5.5 + 12 * i, rel=1e-12) for i in range(5)]
+    lo = store.query(RangeQuery("cpu", T0, T0 + 599, resolution="1m", max_points=5, agg="min"))
+    assert lo.fields["percent"] == [12.0 * i for i in range(5)]
 
 
 def test_range_older_than_raw_is_served_by_coarser_tier(tmp_path: Path, clock: FakeClock) -> None:
