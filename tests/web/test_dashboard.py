@@ -7,6 +7,7 @@ kills and restarts that server on the same port.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -132,6 +133,38 @@ def test_range_picker_switches_resolution(
     assert page.get_attribute("button[data-range='live']", "aria-pressed") == "true"
     page.wait_for_function(ALL_CHARTS_HAVE_DATA, arg=CHART_IDS)
     assert watch.page_errors == []
+
+
+LEGENDS_JS = """() => Object.fromEntries([...document.querySelectorAll('figure.chart')].map(f =>
+  [f.id, [...f.querySelectorAll('.u-legend .u-value')].map(v => v.textContent)]))"""
+
+
+def test_legend_shows_latest_values_and_hover_time_in_human_units(
+    dashboard: tuple[Any, PageWatch], service: Service
+) -> None:
+    page, _ = dashboard
+    _open(page, service)
+    # Let a few live points arrive so the newest row has every series.
+    page.wait_for_function("() => Number(document.getElementById('chart-cpu').dataset.points) > 8")
+    # Not hovering, each legend follows the newest point (its time tracks the live clock).
+    lag = page.evaluate(
+        """() => Number(document.getElementById('updated').dataset.ts) - Date.parse(
+          document.querySelector('#chart-memory .u-legend .u-value').textContent) / 1000"""
+    )
+    assert -1.5 < lag < 2.5, f"legend is {lag:.1f}s behind the newest snapshot"
+    legends = page.evaluate(LEGENDS_JS)
+    assert legends["chart-cpu"][1].endswith("%"), legends
+    assert re.fullmatch(r"[\d.]+ (B|KiB|MiB|GiB|TiB)", legends["chart-memory"][1]), legends
+    assert re.fullmatch(r"[\d.]+ (B|KB|MB|GB)/s", legends["chart-network"][1]), legends
+
+    box = page.locator("#chart-cpu .u-over").bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] / 2)
+    hovered = page.evaluate(LEGENDS_JS)
+    # The time of the point under the cursor, and the same instant on the synced charts.
+    assert re.search(r"\d{1,2}:\d{2}:\d{2}", hovered["chart-cpu"][0]), hovered
+    assert hovered["chart-memory"][0] == hovered["chart-cpu"][0]
+    page.mouse.move(1, 1)
 
 
 def test_process_table_sorts_by_memory_and_cpu(

@@ -473,8 +473,10 @@
 
   // Without a hover the legend would show dashes; show the newest values instead. Runs as
   // the setLegend hook (after uPlot cleared the legend) and sets it without re-firing.
+  // uPlot re-reads the legend at its previous index after setData, so the index must be
+  // recomputed every time, not only when the legend is empty.
   function showLatestInLegend(u) {
-    if (u.legend.idx !== null && u.legend.idx !== undefined) return;
+    if (u.cursor.left !== undefined && u.cursor.left >= 0) return; // hovering (or synced)
     const xs = u.data[0];
     if (!xs || !xs.length) return;
     let idx = xs.length - 1;
