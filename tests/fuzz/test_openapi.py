@@ -30,14 +30,7 @@ from tests.faults.harness import Service, service
 MAX_EXAMPLES = 40
 
 # Found by this test; strict, so the marker must go once the bug is fixed.
-KNOWN_BUGS = {
-    ("DELETE", "/api/v1/alerts/silences/{silence_id}"): pytest.mark.xfail(
-        strict=True,
-        reason="bug: silence_id has no upper bound (app/api/routes/alerts.py delete_silence, "
-        "Path(ge=1)); 9223372036854775808 -> OverflowError in app/alerts/store.py "
-        "delete_silence -> 500",
-    ),
-}
+KNOWN_BUGS: dict[tuple[str, str], pytest.MarkDecorator] = {}
 
 
 @pytest.fixture(scope="module")

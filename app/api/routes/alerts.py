@@ -216,7 +216,9 @@ def add_silence(body: SilenceIn, service: AlertsDep) -> dict[str, Any]:
     dependencies=[Admin],
     summary="Remove a silence",
 )
-def delete_silence(silence_id: Annotated[int, Path(ge=1)], service: AlertsDep) -> Response:
+def delete_silence(
+    silence_id: Annotated[int, Path(ge=1, le=2**63 - 1)], service: AlertsDep
+) -> Response:
     if not service.delete_silence(silence_id):
         raise HTTPException(status_code=404, detail=f"silence {silence_id} not found")
     return Response(status_code=204)
