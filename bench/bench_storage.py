@@ -190,12 +190,85 @@ def pctl(xs: list[float], p: float) -> float:
     return s[min(len(s) - 1, int(p * len(s)))]
 
 
+def process_rows(
+    r: random.Random, pids: list[tuple[int, str, str]]
+) -> tuple[dict[str, object], ...]:
+    rows: list[dict[str, object]] = []
+    for pid, name, cmd in pids:
+        rows.append(
+            {
+                "pid": pid,
+                "name": name,
+                "user": "root" if pid < 1000 else "app",
+                "cpu_percent": round(r.expovariate(1 / 8.0), 1),
+                "memory_percent": r.uniform(0.1, 6.0),
+                "rss_bytes": r.randint(10_000, 2_000_000) * 4096,
+                "status": r.choice(("running", "sleeping", "sleeping", "sleeping")),
+                "threads": r.randint(1, 64),
+                "create_time": 1_767_000_000.0 + pid,
+                "cmdline": cmd,
+            }
+        )
+    rows.sort(key=lambda row: -float(row["cpu_percent"]))  # type: ignore[arg-type]
+    return tuple(rows)
+
+
+def bench_processes(out_dir: Path, every: str, hours: float = 1.0) -> str:
+    """Bytes per stored top-process table (15 rows: top 10 by CPU and by memory, merged)."""
+    path = out_dir / f"bench-proc-{every}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    r = random.Random(7)
+    pids = [
+        (100 + 37 * i, f"proc{i}", f"/usr/bin/proc{i} --config /etc/proc{i}.conf --workers {i % 8}")
+        for i in range(15)
+    ]
+    start = END - hours * 3600
+    clock = FakeClock(start)
+    store = SQLiteStore(path, RetentionConfig(processes_every=every), 1.0, clock)
+    store.open()
+    for i in range(int(hours * 3600)):
+        ts = start + i
+        clock.set_wall(ts)
+        snap = Snapshot(ts, {"processes": Collected(rows=process_rows(r, pids))})
+        store.write(snap)
+        store.maintain(ts + 0.5)
+    store.maintain(END + 3600)
+    while store.maintenance_backlog:
+        store.maintain(END + 3600)
+    conn = store._writer_conn()
+    tables = conn.execute("SELECT count(*) FROM proc_hot").fetchone()[0]
+    chunk_bytes = conn.execute("SELECT coalesce(sum(length(data)), 0) FROM proc_chunk").fetchone()[
+        0
+    ]
+    stored = int(
+        hours * 3600 / max(1.0, RetentionConfig(processes_every=every).processes_every_seconds)
+    )
+    store.close()
+    per_table = chunk_bytes / stored
+    per_day = (
+        per_table
+        * 86_400
+        / max(1.0, RetentionConfig(processes_every=every).processes_every_seconds)
+    )
+    return f"| {every} | {stored} | {per_table:,.0f} | {per_day / 1e6:.1f} |" + (
+        "" if tables == 0 else f" ({tables} still hot)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--days-raw", type=float, default=1.0)
     ap.add_argument("--out", type=Path, default=None, help="directory for the db file")
+    ap.add_argument("--processes", action="store_true", help="only measure process-history size")
     args = ap.parse_args()
     out_dir = args.out or Path(tempfile.mkdtemp(prefix="sysmon-bench-"))
+    if args.processes:
+        print("| processes_every | tables stored (1 h) | bytes/table | MB per day |")
+        print("|---|---:|---:|---:|")
+        for every in ("10s", "0s"):
+            print(bench_processes(out_dir, every), flush=True)
+        return
     path = out_dir / "bench.db"
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)

@@ -562,25 +562,20 @@ class SQLiteStore:
         if factor == 1:
             src = {"mean": means, "min": mins, "max": maxs}[agg]
             return [v if c > 0 else None for v, c in zip(src, counts, strict=True)]
-        # Merged buckets (a year at 1h -> 974 points): prefix sums (itertools.accumulate,
-        # C speed) turn every count-weighted mean into two subtractions. The rounding
-        # error (~1e-13 relative over a year) is far below anything displayed.
-        out: list[float | None] = []
-        cum_n = [0.0, *accumulate(counts)]
+        # Merged buckets (a year at 1h -> 974 points), kept at C speed: prefix sums
+        # (itertools.accumulate) sampled every ``factor`` slots give each bucket's count
+        # and weighted sum by one subtraction; min/max run ``map(min, *strided slices)``.
+        # The rounding error of the prefix sums (~1e-13 relative) is far below display.
+        total = n * factor
+        cum_n = [0.0, *accumulate(counts[:total])][::factor]
+        bucket_n = list(map(operator.sub, cum_n[1:], cum_n[:-1]))
         if agg == "mean":
-            cum_s = [0.0, *accumulate(map(operator.mul, means, counts))]
-        for k in range(n):
-            a, b = k * factor, (k + 1) * factor
-            c = cum_n[b] - cum_n[a]
-            if c <= 0:
-                out.append(None)
-            elif agg == "min":
-                out.append(min(mins[a:b]))
-            elif agg == "max":
-                out.append(max(maxs[a:b]))
-            else:
-                out.append((cum_s[b] - cum_s[a]) / c)
-        return out
+            cum_s = [0.0, *accumulate(map(operator.mul, means[:total], counts[:total]))][::factor]
+            sums = map(operator.sub, cum_s[1:], cum_s[:-1])
+            return [s / c if c > 0 else None for s, c in zip(sums, bucket_n, strict=True)]
+        src, fold = (mins, min) if agg == "min" else (maxs, max)
+        folded = map(fold, *(src[o:total:factor] for o in range(factor)))
+        return [v if c > 0 else None for v, c in zip(folded, bucket_n, strict=True)]
 
     def series(self, metric: str) -> Sequence[Labels]:
         try:
