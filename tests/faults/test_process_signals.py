@@ -91,7 +91,7 @@ def test_sigterm_during_a_write_loses_nothing(tmp_path: Path) -> None:
     db = tmp_path / "sysmon.db"
     proc, base = start(db, tmp_path / "service.log")
     try:
-        seen = watch_ticks(base, 3.0)
+        seen = watch_ticks(base, 2.0)
         proc.send_signal(signal.SIGTERM)
         # uvicorn (>= 0.29) re-raises the signal after a graceful shutdown.
         assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
@@ -113,7 +113,7 @@ def test_kill_9_then_restart_opens_cleanly_missing_at_most_the_last_tick(
     log = tmp_path / "service.log"
     proc, base = start(db, log)
     try:
-        seen = watch_ticks(base, 3.0)
+        seen = watch_ticks(base, 2.0)
         proc.kill()
         proc.wait(timeout=10)
     finally:
