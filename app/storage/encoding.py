@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 _LITTLE = sys.byteorder == "little"
 _CHUNK_HEADER = struct.Struct("<BBII")  # codec, version, ncols, nslots
-CODEC_ZLIB_SHUFFLE = 2  # 1 was an XOR-delta variant that never shipped (see below)
+CODEC_ZLIB_SHUFFLE = 2  # 1: an XOR-delta variant, never shipped (see above)
 _ZLIB_LEVEL = 6
 
 NAN = float("nan")
