@@ -40,10 +40,10 @@ def parse_instant(value: str) -> float:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    value = moment.timestamp()
-    if value < 0 or value > _MAX_EPOCH:
+    seconds = moment.timestamp()
+    if seconds < 0 or seconds > _MAX_EPOCH:
         raise ValueError(f"timestamp before 1970 or after 9999: {text!r}")
-    return value
+    return seconds
 
 
 def parse_duration(value: str | int | float) -> float:
