@@ -33,8 +33,13 @@ def test_service_collects_and_serves(tmp_path: Path, how: str) -> None:
             later = httpx.get(f"{base}/api/v1/metrics/current").json()["timestamp"]
         assert later > first, "the scheduler keeps collecting"
         assert abs(later - round(later)) < 0.5
-        cpu = httpx.get(f"{base}/api/v1/metrics/cpu", params={"resolution": "raw"}).json()
-        assert any(v is not None for v in cpu["fields"]["percent"])
+        # `current` is published before the tick's write commits: poll the history.
+        stored = False
+        while not stored and time.monotonic() < deadline:
+            cpu = httpx.get(f"{base}/api/v1/metrics/cpu", params={"resolution": "raw"}).json()
+            stored = any(v is not None for v in cpu["fields"]["percent"])
+            time.sleep(0.1)
+        assert stored, "CPU percentages reach the database"
         proc.send_signal(signal.SIGTERM)
         # uvicorn shuts down gracefully, then re-raises the signal it caught.
         assert proc.wait(timeout=15) in (0, -signal.SIGTERM)
