@@ -18,42 +18,42 @@ from app.scheduler import BufferedWriter, Latest
 from app.storage.base import TimeSeriesStore
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_store(request: Request) -> TimeSeriesStore:
+async def get_store(request: Request) -> TimeSeriesStore:
     store: TimeSeriesStore = request.app.state.store
     return store
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
     clock: Clock = request.app.state.clock
     return clock
 
 
-def get_latest(request: Request) -> Latest:
+async def get_latest(request: Request) -> Latest:
     latest: Latest = request.app.state.latest
     return latest
 
 
-def get_hub(request: Request) -> LiveHub:
+async def get_hub(request: Request) -> LiveHub:
     hub: LiveHub = request.app.state.hub
     return hub
 
 
-def get_registry(request: Request) -> CollectorRegistry:
+async def get_registry(request: Request) -> CollectorRegistry:
     registry: CollectorRegistry = request.app.state.registry
     return registry
 
 
-def get_writer(request: Request) -> BufferedWriter:
+async def get_writer(request: Request) -> BufferedWriter:
     writer: BufferedWriter = request.app.state.writer
     return writer
 
 
-def get_host(request: Request) -> dict[str, Any]:
+async def get_host(request: Request) -> dict[str, Any]:
     host: dict[str, Any] = request.app.state.host
     return host
 

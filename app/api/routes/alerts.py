@@ -31,7 +31,7 @@ router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 DEFAULT_HISTORY_SECONDS = 7 * 86400.0
 
 
-def require_admin() -> None:
+async def require_admin() -> None:
     """Authorization hook of every write endpoint: currently allows everything.
 
     No authentication exists yet. When it does, make this raise 401/403 unless the
@@ -40,7 +40,7 @@ def require_admin() -> None:
     return None
 
 
-def get_alerts(request: Request) -> AlertService:
+async def get_alerts(request: Request) -> AlertService:
     service: AlertService | None = getattr(request.app.state, "alerts", None)
     if service is None:
         raise HTTPException(status_code=503, detail="alerting is not enabled")

@@ -9,10 +9,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.api.deps import ClockDep, LatestDep, RegistryDep, SettingsDep, StoreDep, get_latest
+from app.api.deps import ClockDep, LatestDep, RegistryDep, SettingsDep, StoreDep
 from app.api.errors import unprocessable
 from app.api.schemas import CurrentResponse, ProcessesResponse, SeriesResponse
 from app.models import Labels
+from app.scheduler import Latest
 from app.storage.base import RangeQuery
 from app.timeparse import parse_instant
 
@@ -32,7 +33,8 @@ async def current(request: Request) -> Response:
     """Also mounted as a plain Starlette route ahead of FastAPI's (see ``FAST_ROUTES``):
     it only returns bytes serialised once per tick, so the framework's per-request
     dependency machinery would be most of its cost."""
-    view = get_latest(request).get()
+    latest: Latest = request.app.state.latest
+    view = latest.get()
     if view is None:
         return JSONResponse(status_code=503, content=NOT_YET)
     return Response(content=view.body, media_type="application/json")
