@@ -51,6 +51,9 @@ class ApiConfig(BaseModel):
     default_range_seconds: int = Field(default=3600, ge=1)
     max_points: int = Field(default=1000, ge=10, le=10_000)
     current_process_rows: int = Field(default=20, ge=0, le=200)
+    store_threads: int = Field(
+        default=4, ge=1, le=64, description="Worker threads reading the store at once"
+    )
 
 
 class LoggingConfig(BaseModel):

@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.alerts.service import AlertService
+from app.api.deps import StoreReads
 from app.api.errors import install_handlers
 from app.api.main import api_router
 from app.api.routes import metrics as metrics_routes
@@ -145,6 +146,7 @@ def create_app(
         app.state.clock = the_clock
         app.state.registry = the_registry
         app.state.store = the_store
+        app.state.store_reads = StoreReads(the_settings.api.store_threads)
         app.state.hub = hub
         app.state.latest = latest
         app.state.writer = writer

@@ -6,8 +6,10 @@ Tests pass real parts into ``create_app`` or override these with
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
+import anyio
 from fastapi import Depends, Request
 
 from app.clock import Clock
@@ -58,6 +60,29 @@ async def get_host(request: Request) -> dict[str, Any]:
     return host
 
 
+T = TypeVar("T")
+
+
+class StoreReads:
+    """Runs blocking store reads in worker threads, at most ``limit`` at a time.
+
+    Under 100 concurrent range queries an unbounded pool of threads fighting for the GIL
+    (and for SQLite's reader connections) is slower than a few threads taking turns: the
+    limit keeps throughput up and the event loop responsive for ``current`` and SSE.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limiter = anyio.CapacityLimiter(limit)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+
+
+async def get_store_reads(request: Request) -> StoreReads:
+    reads: StoreReads = request.app.state.store_reads
+    return reads
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[TimeSeriesStore, Depends(get_store)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
@@ -66,3 +91,4 @@ HubDep = Annotated[LiveHub, Depends(get_hub)]
 RegistryDep = Annotated[CollectorRegistry, Depends(get_registry)]
 WriterDep = Annotated[BufferedWriter, Depends(get_writer)]
 HostDep = Annotated[dict[str, Any], Depends(get_host)]
+StoreReadsDep = Annotated[StoreReads, Depends(get_store_reads)]

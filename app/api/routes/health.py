@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from app import __version__
-from app.api.deps import ClockDep, HostDep, HubDep, LatestDep, SettingsDep, StoreDep, WriterDep
+from app.api.deps import (
+    ClockDep,
+    HostDep,
+    HubDep,
+    LatestDep,
+    SettingsDep,
+    StoreDep,
+    StoreReadsDep,
+    WriterDep,
+)
 from app.api.schemas import HealthResponse, SystemResponse
 
 router = APIRouter(prefix="/api/v1", tags=["health"])
@@ -21,14 +29,15 @@ router = APIRouter(prefix="/api/v1", tags=["health"])
 async def health(
     settings: SettingsDep,
     store: StoreDep,
+    reads: StoreReadsDep,
     writer: WriterDep,
     latest: LatestDep,
     clock: ClockDep,
     hub: HubDep,
     host: HostDep,
 ) -> Response:
-    reachable = await run_in_threadpool(store.ping)
-    stats = await run_in_threadpool(store.stats) if reachable else None
+    reachable = await reads.run(store.ping)
+    stats = await reads.run(store.stats) if reachable else None
     view = latest.get()
     interval = settings.collection.interval_seconds
     now = clock.monotonic()

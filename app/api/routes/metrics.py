@@ -5,11 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.api.deps import ClockDep, LatestDep, RegistryDep, SettingsDep, StoreDep
+from app.api.deps import (
+    ClockDep,
+    LatestDep,
+    RegistryDep,
+    SettingsDep,
+    StoreDep,
+    StoreReadsDep,
+)
 from app.api.errors import unprocessable
 from app.api.schemas import CurrentResponse, ProcessesResponse, SeriesResponse
 from app.models import Labels
@@ -48,6 +54,7 @@ async def current(request: Request) -> Response:
 async def processes(
     latest: LatestDep,
     store: StoreDep,
+    reads: StoreReadsDep,
     limit: Annotated[int, Query(ge=1, le=100, description="How many processes (1-100)")] = 10,
     sort: Annotated[Literal["cpu", "memory"], Query(description="Sort key")] = "cpu",
     at: Annotated[
@@ -60,7 +67,7 @@ async def processes(
             instant = parse_instant(at)
         except ValueError as exc:
             raise unprocessable("query", "at", str(exc)) from None
-        found = await run_in_threadpool(store.query_processes, instant)
+        found = await reads.run(store.query_processes, instant)
         if found is None:
             return JSONResponse(
                 status_code=404, content={"detail": "no process table stored near that time"}
@@ -95,6 +102,7 @@ def _number(value: object) -> float:
 async def metric_range(
     metric: str,
     store: StoreDep,
+    reads: StoreReadsDep,
     settings: SettingsDep,
     registry: RegistryDep,
     clock: ClockDep,
@@ -127,8 +135,8 @@ async def metric_range(
         raise unprocessable("query", next(iter(given)), "give at most one series selector")
     labels: Labels = tuple(sorted(given.items()))
     if labels:
-        await _check_series(store, metric, labels[0])
-    result = await run_in_threadpool(
+        await _check_series(store, reads, metric, labels[0])
+    result = await reads.run(
         store.query,
         RangeQuery(
             metric=metric,
@@ -166,9 +174,11 @@ def _instant(name: str, value: str | None, default: float) -> float:
         raise unprocessable("query", name, str(exc)) from None
 
 
-async def _check_series(store: StoreDep, metric: str, selector: tuple[str, str]) -> None:
+async def _check_series(
+    store: StoreDep, reads: StoreReadsDep, metric: str, selector: tuple[str, str]
+) -> None:
     key, value = selector
-    stored = await run_in_threadpool(store.series, metric)
+    stored = await reads.run(store.series, metric)
     names = sorted({v for labels in stored for k, v in labels if k == key})
     if value in names:
         return
