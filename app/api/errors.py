@@ -12,6 +12,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from app.errors import QueryError, StorageError
+from app.timeparse import parse_instant
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +22,16 @@ def unprocessable(where: str, param: str, message: str) -> HTTPException:
         status_code=422,
         detail=[{"loc": [where, param], "msg": message, "type": "value_error"}],
     )
+
+
+def query_instant(name: str, value: str | None, default: float) -> float:
+    """Parse an epoch/ISO 8601 query parameter, or answer 422 naming it."""
+    if value is None:
+        return default
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise unprocessable("query", name, str(exc)) from None
 
 
 def install_handlers(app: FastAPI) -> None:

@@ -23,7 +23,7 @@ from app.alerts.config import format_duration
 from app.alerts.notifiers.base import DeliveryError
 from app.alerts.service import AlertService, ChannelDisabledError, UnknownChannelError
 from app.alerts.store import Silence
-from app.api.errors import unprocessable
+from app.api.errors import query_instant, unprocessable
 from app.timeparse import parse_instant
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -49,15 +49,6 @@ async def get_alerts(request: Request) -> AlertService:
 
 AlertsDep = Annotated[AlertService, Depends(get_alerts)]
 Admin = Depends(require_admin)
-
-
-def _instant(name: str, value: str | None, default: float) -> float:
-    if value is None:
-        return default
-    try:
-        return parse_instant(value)
-    except ValueError as exc:
-        raise unprocessable("query", name, str(exc)) from None
 
 
 def _silence_json(s: Silence) -> dict[str, Any]:
@@ -103,8 +94,8 @@ def history(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
     now = service.clock_time()
-    end_ts = _instant("end", end, now)
-    start_ts = _instant("start", start, end_ts - DEFAULT_HISTORY_SECONDS)
+    end_ts = query_instant("end", end, now)
+    start_ts = query_instant("start", start, end_ts - DEFAULT_HISTORY_SECONDS)
     if start_ts > end_ts:
         raise unprocessable("query", "start", "start must not be after end")
     entries = service.history(start_ts, end_ts, limit)

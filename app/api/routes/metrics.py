@@ -16,7 +16,7 @@ from app.api.deps import (
     StoreDep,
     StoreReadsDep,
 )
-from app.api.errors import unprocessable
+from app.api.errors import query_instant, unprocessable
 from app.api.schemas import CurrentResponse, ProcessesResponse, SeriesResponse
 from app.models import Labels
 from app.scheduler import Latest
@@ -126,8 +126,8 @@ async def metric_range(
         known = [n for n in registry.names() if n != "processes" and registry.get(n).fields]
         raise unprocessable("path", "metric", f"unknown metric {metric!r}; known: {known}")
     now = clock.time()
-    t_end = _instant("end", end, now)
-    t_start = _instant("start", start, t_end - settings.api.default_range_seconds)
+    t_end = query_instant("end", end, now)
+    t_start = query_instant("start", start, t_end - settings.api.default_range_seconds)
     if t_start > t_end:
         raise unprocessable("query", "start", "start must not be after end")
     given = {k: v for k, v in zip(SELECTORS, (device, mount, interface, core), strict=True) if v}
@@ -163,15 +163,6 @@ async def metric_range(
             "units": {f: units.get(f, "") for f in result.fields},
         }
     )
-
-
-def _instant(name: str, value: str | None, default: float) -> float:
-    if value is None:
-        return default
-    try:
-        return parse_instant(value)
-    except ValueError as exc:
-        raise unprocessable("query", name, str(exc)) from None
 
 
 async def _check_series(
