@@ -106,7 +106,8 @@ class CpuCollector:
         samples: list[Sample] = []
         add = samples.append
 
-        total = src.cpu_times()
+        reading = src.cpu_reading(self._options.per_core)
+        total = reading.total
         prev = self._prev_total
         self._prev_total = total
         if prev is not None:
@@ -118,8 +119,8 @@ class CpuCollector:
                 if value is not None:
                     add(Sample(METRIC, field, value))
 
-        if self._options.per_core:
-            cores = src.cpu_times_percpu()
+        cores = reading.cores
+        if cores is not None:
             prev_cores = self._prev_cores
             self._prev_cores = cores
             # A changed core count (hotplug) makes indices meaningless: start over.
@@ -136,7 +137,7 @@ class CpuCollector:
             add(Sample(METRIC, "load_5", load[1]))
             add(Sample(METRIC, "load_15", load[2]))
 
-        stats = src.cpu_stats()
+        stats = reading.stats
         for field, value in (
             ("ctx_switches_per_sec", stats.ctx_switches),
             ("interrupts_per_sec", stats.interrupts),

@@ -48,7 +48,7 @@ class MemoryCollector:
         self._rates: RateTracker[str] = RateTracker()
 
     def collect(self, monotonic: float) -> Collected:
-        vm = self._source.virtual_memory()
+        vm, swap = self._source.memory_reading()
         samples = [
             Sample(METRIC, "total_bytes", float(vm.total)),
             Sample(METRIC, "available_bytes", float(vm.available)),
@@ -60,7 +60,6 @@ class MemoryCollector:
         if vm.cached is not None:
             samples.append(Sample(METRIC, "cached_bytes", float(vm.cached)))
 
-        swap = self._source.swap_memory()
         if swap is not None:
             samples.append(Sample(METRIC, "swap_total_bytes", float(swap.total)))
             samples.append(Sample(METRIC, "swap_used_bytes", float(swap.used)))

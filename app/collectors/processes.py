@@ -193,7 +193,7 @@ class ProcessesCollector:
 
     def collect(self, monotonic: float) -> Collected:
         src = self._source
-        mem_total = src.virtual_memory().total
+        mem_total = src.memory_total()
         prev = self._prev
         current: dict[_Key, tuple[float, float]] = {}
         scored: list[tuple[float, int, ProcessInfo]] = []

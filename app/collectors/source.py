@@ -19,9 +19,12 @@ Everything else is plain psutil.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+import threading
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple, Protocol
 
@@ -112,6 +115,21 @@ class NicStats(NamedTuple):
     flags: frozenset[str]
 
 
+class CpuReading(NamedTuple):
+    """Everything the cpu collector needs from one read of ``/proc/stat``."""
+
+    total: CpuTimes
+    cores: list[CpuTimes] | None
+    """Per logical CPU; ``None`` when not asked for."""
+    stats: CpuStats
+
+
+class MemoryReading(NamedTuple):
+    virtual: VirtualMemory
+    swap: SwapMemory | None
+    """``None`` when swap statistics are unavailable (not when swap size is 0)."""
+
+
 class ProcessInfo(NamedTuple):
     """The cheap per-process fields read for *every* process each tick.
 
@@ -150,6 +168,14 @@ class SystemSource(Protocol):
 
     def cpu_stats(self) -> CpuStats: ...
 
+    def cpu_reading(self, percpu: bool) -> CpuReading:
+        """``cpu_times``, ``cpu_times_percpu`` (if ``percpu``) and ``cpu_stats`` at once.
+
+        On Linux all three come from ``/proc/stat``; one read instead of three (the
+        kernel formats every IRQ counter on each read).
+        """
+        ...
+
     def cpu_freq(self) -> float | None:
         """Current frequency in MHz, or ``None`` when the host does not expose it."""
         ...
@@ -164,6 +190,14 @@ class SystemSource(Protocol):
 
     def swap_memory(self) -> SwapMemory | None:
         """``None`` when swap statistics are unavailable (not when swap size is 0)."""
+        ...
+
+    def memory_reading(self) -> MemoryReading:
+        """``virtual_memory`` and ``swap_memory`` at once (one ``/proc/meminfo`` parse)."""
+        ...
+
+    def memory_total(self) -> int:
+        """Physical memory in bytes (``virtual_memory().total``), without the rest."""
         ...
 
     def disk_partitions(self, all: bool = False) -> list[DiskPartition]: ...
@@ -318,22 +352,121 @@ def parse_linux_stat(
     """Parse one ``/proc/<pid>/stat`` line (see proc(5)).
 
     The command name sits in parentheses and may itself contain spaces or ``)``, so the
-    fields are split after the *last* ``)``. Field numbers below are proc(5)'s.
+    fields are split after the *last* ``)``. Field numbers below are proc(5)'s. This runs
+    for every process every tick, hence positional construction and no helpers.
     """
-    lpar = data.find(b"(")
     rpar = data.rfind(b")")
-    name = data[lpar + 1 : rpar].decode("utf-8", "replace")
-    f = data[rpar + 2 :].split()  # f[0] is field 3 (state)
-    utime, stime = int(f[11]), int(f[12])  # fields 14, 15 (clock ticks)
+    f = data[rpar + 2 :].split(None, 22)  # f[0] is field 3 (state); stop after field 24
     return ProcessInfo(
-        pid=pid,
-        name=name,
-        status=_LINUX_STATUS.get(f[0].decode("ascii", "replace"), "unknown"),
-        create_time=boot + int(f[19]) / clock_ticks,  # field 22, ticks since boot
-        cpu_time=(utime + stime) / clock_ticks,
-        rss=int(f[21]) * page_size,  # field 24, pages
-        num_threads=int(f[17]),  # field 20
+        pid,
+        data[data.find(b"(") + 1 : rpar].decode("utf-8", "replace"),
+        _LINUX_STATUS_B.get(f[0], "unknown"),
+        boot + int(f[19]) / clock_ticks,  # field 22, start time in ticks since boot
+        (int(f[11]) + int(f[12])) / clock_ticks,  # fields 14, 15: utime + stime (ticks)
+        int(f[21]) * page_size,  # field 24, rss in pages
+        int(f[17]),  # field 20, threads
     )
+
+
+_LINUX_STATUS_B = {k.encode("ascii"): v for k, v in _LINUX_STATUS.items()}
+
+
+def parse_proc_stat(data: bytes, clock_ticks: float, percpu: bool) -> CpuReading:
+    """``/proc/stat`` into the values psutil's Linux ``cpu_times``, ``cpu_times(percpu=True)``
+    and ``cpu_stats`` return (same fields, same ``float(ticks) / CLK_TCK`` arithmetic).
+    """
+    total: CpuTimes | None = None
+    cores: list[CpuTimes] | None = [] if percpu else None
+    ctxt = intr = None
+    for line in data.splitlines():
+        if line.startswith(b"cpu"):
+            values = line.split()
+            times = CpuTimes(*[float(x) / clock_ticks for x in values[1:11]])
+            if total is None:
+                total = times
+            elif cores is not None:
+                cores.append(times)
+        elif line.startswith(b"ctxt"):
+            ctxt = int(line.split()[1])
+        elif line.startswith(b"intr"):
+            intr = int(line.split(None, 2)[1])
+    if total is None or ctxt is None or intr is None:
+        raise ValueError("unexpected /proc/stat format")
+    return CpuReading(total, cores, CpuStats(ctxt, intr))
+
+
+def _percent1(used: int, total: int) -> float:
+    """psutil's ``usage_percent(used, total, round_=1)``."""
+    if not total:
+        return 0.0
+    return round(float(used) / total * 100, 1)
+
+
+def parse_meminfo(meminfo: bytes, vmstat: bytes) -> MemoryReading | None:
+    """``/proc/meminfo`` + ``/proc/vmstat`` into psutil's Linux ``virtual_memory`` and
+    ``swap_memory`` values, or ``None`` when the host needs one of psutil's fallbacks
+    (no ``MemAvailable``, a zero or out-of-range value, missing fields): the caller then
+    asks psutil itself, so the numbers are psutil's in every case.
+    """
+    mems: dict[bytes, int] = {}
+    for line in meminfo.splitlines():
+        fields = line.split()
+        if len(fields) >= 2:
+            mems[fields[0]] = int(fields[1]) * 1024
+    try:
+        total = mems[b"MemTotal:"]
+        avail = mems[b"MemAvailable:"]
+        buffers = mems[b"Buffers:"]
+        cached = mems[b"Cached:"] + mems.get(b"SReclaimable:", 0)
+        swap_total = mems[b"SwapTotal:"]
+        swap_free = mems[b"SwapFree:"]
+    except KeyError:
+        return None
+    if avail <= 0 or avail > total:
+        return None
+    sin = sout = None
+    for line in vmstat.splitlines():
+        if line.startswith(b"pswpin"):
+            sin = int(line.split(b" ")[1]) * 4 * 1024
+        elif line.startswith(b"pswpout"):
+            sout = int(line.split(b" ")[1]) * 4 * 1024
+            if sin is not None:
+                break
+    if sin is None or sout is None:
+        return None
+    swap_used = swap_total - swap_free
+    return MemoryReading(
+        VirtualMemory(total, avail, total - avail, _percent1(total - avail, total), buffers,
+                      cached),
+        SwapMemory(swap_total, swap_used, _percent1(swap_used, swap_total), sin, sout),
+    )  # fmt: skip
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb", buffering=0) as f:
+        return f.read()
+
+
+def _fd_budget() -> int:
+    """How many ``/proc/<pid>/stat`` descriptors to keep open: a quarter of the soft
+    ``RLIMIT_NOFILE`` (1024 -> 256), at most 4096, so the cache never starves the store,
+    the HTTP server or the notifiers of descriptors."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return 0
+    if soft < 0:  # RLIM_INFINITY
+        return 4096
+    return max(0, min(4096, soft // 4))
+
+
+def _close_fds(fds: dict[str, int]) -> None:
+    for fd in fds.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    fds.clear()
 
 
 class PsutilSource:
@@ -350,12 +483,34 @@ class PsutilSource:
             f"{procfs}/self/stat"
         )
         self._boot: float | None = None
+        # /proc/<pid>/stat descriptors kept open between ticks, by pid string (see
+        # ``_linux_processes``); closed by ``close`` or when the source is collected.
+        self._stat_fds: dict[str, int] = {}
+        self._stat_lock = threading.Lock()
+        self._fd_budget = _fd_budget()
+        self._finalizer = weakref.finalize(self, _close_fds, self._stat_fds)
         if self._linux_fast:
             self._clock_ticks = float(os.sysconf("SC_CLK_TCK"))
             self._page_size = int(os.sysconf("SC_PAGE_SIZE"))
 
+    def close(self) -> None:
+        """Close the cached ``/proc`` descriptors (also done when garbage collected)."""
+        with self._stat_lock:
+            _close_fds(self._stat_fds)
+
     def cpu_times(self) -> CpuTimes:
         return cpu_times_from(psutil.cpu_times())
+
+    def cpu_reading(self, percpu: bool) -> CpuReading:
+        if self._linux_fast:
+            try:
+                data = _read(f"{self._procfs}/stat")
+                return parse_proc_stat(data, self._clock_ticks, percpu)
+            except ValueError:
+                pass  # unusual format: let psutil deal with it
+        return CpuReading(
+            self.cpu_times(), self.cpu_times_percpu() if percpu else None, self.cpu_stats()
+        )
 
     def cpu_times_percpu(self) -> list[CpuTimes]:
         return [cpu_times_from(t) for t in psutil.cpu_times(percpu=True)]
@@ -403,6 +558,32 @@ class PsutilSource:
             logger.debug("swap_memory unavailable", extra={"error": repr(exc)})
             return None
 
+    def memory_reading(self) -> MemoryReading:
+        if self._linux_fast:
+            try:
+                reading = parse_meminfo(
+                    _read(f"{self._procfs}/meminfo"), _read(f"{self._procfs}/vmstat")
+                )
+            except (OSError, ValueError, IndexError):
+                reading = None
+            if reading is not None:
+                return reading
+        return MemoryReading(self.virtual_memory(), self.swap_memory())
+
+    def memory_total(self) -> int:
+        if self._linux_fast:
+            try:
+                fd = os.open(f"{self._procfs}/meminfo", os.O_RDONLY)
+                try:
+                    first = os.read(fd, 128).split(b"\n", 1)[0].split()
+                finally:
+                    os.close(fd)
+                if first[0] == b"MemTotal:":
+                    return int(first[1]) * 1024
+            except (OSError, ValueError, IndexError):
+                pass
+        return self.virtual_memory().total
+
     def disk_partitions(self, all: bool = False) -> list[DiskPartition]:
         return [disk_partition_from(p) for p in psutil.disk_partitions(all=all)]
 
@@ -426,27 +607,69 @@ class PsutilSource:
         return self._psutil_processes()
 
     def _linux_processes(self) -> Iterator[ProcessInfo]:
+        # The list is built eagerly under a lock: the descriptor cache must be consistent
+        # even if a caller stops iterating early or two callers overlap.
+        with self._stat_lock:
+            return iter(self._linux_list())
+
+    def _linux_list(self) -> list[ProcessInfo]:
+        """One ``/proc/<pid>/stat`` read per process.
+
+        The descriptors stay open between ticks and are re-read with ``pread`` at offset
+        0 (the kernel formats the file afresh on each read): that skips a path lookup,
+        an open and a close per process and halves the cost of the listing (measured
+        1.46 -> 0.80 ms for ~100 processes). An open descriptor is bound to the process,
+        not to the number: once the process exits, reads fail with ESRCH, even if the
+        pid is reused, so a reused pid is reopened and never read through a stale fd.
+        At most ``_fd_budget`` descriptors are kept; further processes are opened and
+        closed each tick as before.
+        """
         # Boot time is read once: process keys (pid, create_time) must stay stable even
         # if the kernel's btime shifts by a second after an NTP step.
         if self._boot is None:
             self._boot = self.boot_time()
         boot, ticks, page = self._boot, self._clock_ticks, self._page_size
         procfs = self._procfs
-        for entry in os.listdir(procfs):
-            if not entry.isdigit():
-                continue
-            try:
-                fd = os.open(f"{procfs}/{entry}/stat", os.O_RDONLY)
+        cached = self._stat_fds
+        previous = dict(cached)
+        cached.clear()
+        budget = self._fd_budget
+        out: list[ProcessInfo] = []
+        pread, read, close = os.pread, os.read, os.close
+        try:
+            for entry in os.listdir(procfs):
+                if not entry.isdigit():
+                    continue
+                fd = previous.pop(entry, None)
+                data = b""
+                if fd is not None:
+                    try:
+                        data = pread(fd, 4096, 0)
+                    except OSError:  # the process behind this descriptor is gone
+                        with contextlib.suppress(OSError):
+                            close(fd)
+                        fd = None
+                if fd is None:
+                    try:
+                        fd = os.open(f"{procfs}/{entry}/stat", os.O_RDONLY)
+                    except OSError:  # exited between listdir and open: not an error
+                        continue
+                    try:
+                        data = read(fd, 4096)
+                    except OSError:
+                        close(fd)
+                        continue
+                if len(cached) < budget:
+                    cached[entry] = fd
+                else:
+                    close(fd)
                 try:
-                    data = os.read(fd, 4096)
-                finally:
-                    os.close(fd)
-            except OSError:  # exited between listdir and open: not an error
-                continue
-            try:
-                yield parse_linux_stat(int(entry), data, ticks, page, boot)
-            except (ValueError, IndexError) as exc:
-                logger.debug("unparsable stat", extra={"pid": entry, "error": repr(exc)})
+                    out.append(parse_linux_stat(int(entry), data, ticks, page, boot))
+                except (ValueError, IndexError) as exc:
+                    logger.debug("unparsable stat", extra={"pid": entry, "error": repr(exc)})
+        finally:
+            _close_fds(previous)  # processes that exited (or not reached on an error)
+        return out
 
     def _psutil_processes(self) -> Iterator[ProcessInfo]:
         for proc in psutil.process_iter(_PROCESS_ATTRS, ad_value=None):

@@ -20,11 +20,13 @@ import psutil
 
 from app.collectors import source as src
 from app.collectors.source import (
+    CpuReading,
     CpuStats,
     CpuTimes,
     DiskIO,
     DiskPartition,
     DiskUsage,
+    MemoryReading,
     NetIO,
     NicStats,
     ProcessDetails,
@@ -90,6 +92,11 @@ class FakeSource:
     def cpu_stats(self) -> CpuStats:
         return src.cpu_stats_from(_ns(self._get("cpu_stats")))
 
+    def cpu_reading(self, percpu: bool) -> CpuReading:
+        return CpuReading(
+            self.cpu_times(), self.cpu_times_percpu() if percpu else None, self.cpu_stats()
+        )
+
     def cpu_freq(self) -> float | None:
         freq = self._get("cpu_freq")
         return None if freq is None else float(freq["current"])
@@ -111,6 +118,12 @@ class FakeSource:
     def swap_memory(self) -> SwapMemory | None:
         swap = self._get("swap_memory")
         return None if swap is None else src.swap_memory_from(_ns(swap))
+
+    def memory_reading(self) -> MemoryReading:
+        return MemoryReading(self.virtual_memory(), self.swap_memory())
+
+    def memory_total(self) -> int:
+        return self.virtual_memory().total
 
     def disk_partitions(self, all: bool = False) -> list[DiskPartition]:
         return [src.disk_partition_from(_ns(p)) for p in self._get("disk_partitions")]

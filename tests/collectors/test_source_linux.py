@@ -1,0 +1,176 @@
+"""``PsutilSource``'s Linux fast paths give psutil's numbers, and its fd cache is sound.
+
+The ``/proc`` parsers are checked against psutil itself on the same canned files
+(``tests/fixtures/proc``, pointed to through ``psutil.PROCFS_PATH``), so "identical to
+psutil" is asserted, not assumed. The process listing runs on a fake procfs in
+``tmp_path`` and, once, on the real ``/proc`` with a child process that exits.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from app.collectors import source as src
+from app.collectors.source import PsutilSource, parse_meminfo, parse_proc_stat
+
+PROC = Path(__file__).resolve().parent.parent / "fixtures" / "proc"
+CLK = float(os.sysconf("SC_CLK_TCK"))
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc")
+
+
+@pytest.fixture
+def psutil_on_fixtures(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(psutil, "PROCFS_PATH", str(PROC))
+
+
+@linux_only
+@pytest.mark.usefixtures("psutil_on_fixtures")
+def test_proc_stat_matches_psutil() -> None:
+    reading = parse_proc_stat((PROC / "stat").read_bytes(), CLK, percpu=True)
+    assert reading.total == src.cpu_times_from(psutil.cpu_times())
+    assert reading.cores == [src.cpu_times_from(t) for t in psutil.cpu_times(percpu=True)]
+    assert reading.stats == src.cpu_stats_from(psutil.cpu_stats())
+    assert reading.total.user == 277707 / CLK
+    assert parse_proc_stat((PROC / "stat").read_bytes(), CLK, percpu=False).cores is None
+
+
+@linux_only
+@pytest.mark.usefixtures("psutil_on_fixtures")
+def test_meminfo_matches_psutil() -> None:
+    reading = parse_meminfo((PROC / "meminfo").read_bytes(), (PROC / "vmstat").read_bytes())
+    assert reading is not None
+    assert reading.virtual == src.virtual_memory_from(psutil.virtual_memory())
+    assert reading.swap == src.swap_memory_from(psutil.swap_memory())
+    assert reading.swap.sin == 1234 * 4096 and reading.swap.percent == 25.0
+
+
+@pytest.mark.parametrize(
+    "drop",
+    [b"MemAvailable:", b"Buffers:", b"SwapTotal:"],
+)
+def test_meminfo_defers_to_psutil_when_a_field_is_missing(drop: bytes) -> None:
+    meminfo = b"\n".join(
+        line for line in (PROC / "meminfo").read_bytes().splitlines() if not line.startswith(drop)
+    )
+    assert parse_meminfo(meminfo, (PROC / "vmstat").read_bytes()) is None
+
+
+def test_meminfo_defers_to_psutil_when_available_is_zero_or_vmstat_lacks_swap() -> None:
+    meminfo = (PROC / "meminfo").read_bytes()
+    zero = b"\n".join(
+        b"MemAvailable: 0 kB" if line.startswith(b"MemAvailable:") else line
+        for line in meminfo.splitlines()
+    )
+    assert parse_meminfo(zero, (PROC / "vmstat").read_bytes()) is None
+    assert parse_meminfo(meminfo, b"nr_free_pages 1\n") is None
+
+
+def test_proc_stat_rejects_garbage() -> None:
+    with pytest.raises(ValueError, match="/proc/stat"):
+        parse_proc_stat(b"nothing here\n", CLK, percpu=False)
+
+
+# --- the process listing and its descriptor cache
+
+
+def _stat_line(pid: int, name: str, utime: int, rss_pages: int, threads: int = 1) -> str:
+    # proc(5) fields 1..24: pid (comm) state ppid pgrp session tty tpgid flags minflt
+    # cminflt majflt cmajflt utime stime cutime cstime priority nice num_threads
+    # itrealvalue starttime vsize rss
+    return (
+        f"{pid} ({name}) S 1 1 1 0 -1 0 0 0 0 0 {utime} 5 0 0 20 0 {threads} 0 "
+        f"100 1000 {rss_pages} 0 0\n"
+    )
+
+
+def _fake_procfs(root: Path, procs: dict[int, str]) -> None:
+    (root / "self").mkdir(exist_ok=True)
+    (root / "self" / "stat").write_text(_stat_line(1, "self", 0, 0))
+    for pid, line in procs.items():
+        (root / str(pid)).mkdir(exist_ok=True)
+        (root / str(pid) / "stat").write_text(line)
+
+
+@linux_only
+def test_listing_rereads_cached_descriptors(tmp_path: Path) -> None:
+    _fake_procfs(tmp_path, {10: _stat_line(10, "a b) c", 100, 3, 4), 20: _stat_line(20, "x", 0, 1)})
+    source = PsutilSource(procfs=str(tmp_path))
+    page = os.sysconf("SC_PAGE_SIZE")
+    first = {p.pid: p for p in source.processes()}
+    assert first[10].name == "a b) c" and first[10].status == "sleeping"
+    assert first[10].cpu_time == 105 / CLK
+    assert first[10].rss == 3 * page and first[10].num_threads == 4
+    assert first[10].create_time == source.boot_time() + 100 / CLK
+    assert len(source._stat_fds) == 2
+
+    # Same descriptors, new content: pread at offset 0 sees the update.
+    fds = dict(source._stat_fds)
+    (tmp_path / "10" / "stat").write_text(_stat_line(10, "a b) c", 250, 3, 4))
+    second = {p.pid: p for p in source.processes()}
+    assert second[10].cpu_time == 255 / CLK
+    assert source._stat_fds == fds
+    source.close()
+    assert source._stat_fds == {}
+
+
+@linux_only
+def test_vanished_process_closes_its_descriptor(tmp_path: Path) -> None:
+    _fake_procfs(tmp_path, {10: _stat_line(10, "a", 1, 1), 20: _stat_line(20, "b", 1, 1)})
+    source = PsutilSource(procfs=str(tmp_path))
+    list(source.processes())
+    gone_fd = source._stat_fds["20"]
+    (tmp_path / "20" / "stat").unlink()
+    (tmp_path / "20").rmdir()
+    assert [p.pid for p in source.processes()] == [10]
+    assert set(source._stat_fds) == {"10"}
+    with pytest.raises(OSError):
+        os.fstat(gone_fd)
+
+
+@linux_only
+def test_failed_reread_reopens_the_path(tmp_path: Path) -> None:
+    """A cached descriptor that no longer reads (process exited, pid reused) is replaced."""
+    _fake_procfs(tmp_path, {10: _stat_line(10, "old", 1, 1)})
+    source = PsutilSource(procfs=str(tmp_path))
+    list(source.processes())
+    os.close(source._stat_fds["10"])  # reads on it now fail, like ESRCH after exit
+    (tmp_path / "10" / "stat").write_text(_stat_line(10, "new", 7, 1))
+    assert [(p.pid, p.name) for p in source.processes()] == [(10, "new")]
+    assert len(source._stat_fds) == 1
+    source.close()
+
+
+@linux_only
+def test_descriptor_budget_caps_the_cache(tmp_path: Path) -> None:
+    _fake_procfs(tmp_path, {pid: _stat_line(pid, f"p{pid}", pid, 1) for pid in (10, 20, 30)})
+    source = PsutilSource(procfs=str(tmp_path))
+    source._fd_budget = 1
+    for _ in range(2):
+        assert sorted(p.pid for p in source.processes()) == [10, 20, 30]
+        assert len(source._stat_fds) == 1
+    source.close()
+
+
+@linux_only
+def test_real_proc_child_exit_drops_it() -> None:
+    source = PsutilSource()
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                             stdin=subprocess.PIPE)  # fmt: skip
+    try:
+        listed = {p.pid: p for p in source.processes()}
+        assert child.pid in listed
+        assert str(child.pid) in source._stat_fds
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait()
+    assert child.pid not in {p.pid for p in source.processes()}
+    assert str(child.pid) not in source._stat_fds
+    source.close()
