@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from typing import ClassVar
 
+from pydantic import Field
+
 from app.collectors.base import CollectorOptions
 from app.collectors.rates import RateTracker
 from app.collectors.registry import register
@@ -76,6 +78,12 @@ class CpuCollector:
     class Options(CollectorOptions):
         per_core: bool = True
         """Emit ``percent`` per core (``core=N``) in addition to the total."""
+        freq_refresh_seconds: float = Field(default=10.0, ge=0, le=3600)
+        """How often the frequency is re-read (the last value is emitted in between).
+
+        psutil's Linux ``cpu_freq`` parses ``/proc/cpuinfo``, which on bare metal makes
+        the kernel sample every core; the gauge is informative, not worth that each
+        second. 0 = every tick."""
 
     name: ClassVar[str]
     fields: ClassVar[tuple[MetricInfo, ...]] = (
@@ -100,6 +108,8 @@ class CpuCollector:
         self._prev_total: CpuTimes | None = None
         self._prev_cores: list[CpuTimes] | None = None
         self._rates: RateTracker[str] = RateTracker()
+        self._freq: float | None = None
+        self._freq_at: float | None = None
 
     def collect(self, monotonic: float) -> Collected:
         src = self._source
@@ -147,7 +157,12 @@ class CpuCollector:
                 add(Sample(METRIC, field, r))
         self._rates.end_tick()
 
-        freq = src.cpu_freq()
+        freq = self._freq
+        if self._freq_at is None or not (
+            0 <= monotonic - self._freq_at < self._options.freq_refresh_seconds
+        ):
+            freq = self._freq = src.cpu_freq()
+            self._freq_at = monotonic
         if freq is not None:
             add(Sample(METRIC, "freq_mhz", freq))
 
@@ -156,3 +171,4 @@ class CpuCollector:
     def close(self) -> None:
         self._prev_total = None
         self._prev_cores = None
+        self._freq_at = None

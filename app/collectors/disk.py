@@ -154,6 +154,13 @@ class DiskCollector:
         exclude_devices: str | None = Field(
             default=DEFAULT_EXCLUDE_DEVICES, description="Regex of devices never reported"
         )
+        mounts_refresh_seconds: float = Field(
+            default=30.0,
+            ge=0,
+            le=3600,
+            description="How often the mount list is re-read (usage is read every tick); "
+            "0 = every tick",
+        )
 
         @field_validator("include_devices", "exclude_devices")
         @classmethod
@@ -186,6 +193,8 @@ class DiskCollector:
         self._include = re.compile(options.include_devices) if options.include_devices else None
         self._exclude = re.compile(options.exclude_devices) if options.exclude_devices else None
         self._rates: RateTracker[tuple[str, str]] = RateTracker()
+        self._mounts: list[DiskPartition] | None = None
+        self._mounts_at = 0.0
 
     def _device_wanted(self, name: str) -> bool:
         if self._exclude is not None and self._exclude.search(name):
@@ -194,17 +203,31 @@ class DiskCollector:
 
     def collect(self, monotonic: float) -> Collected:
         samples: list[Sample] = []
-        self._collect_usage(samples)
+        self._collect_usage(samples, monotonic)
         self._collect_io(samples, monotonic)
         return Collected(samples=tuple(samples))
 
-    def _collect_usage(self, samples: list[Sample]) -> None:
+    def _current_mounts(self, now: float) -> list[DiskPartition]:
+        """The selected mounts, re-read every ``mounts_refresh_seconds``.
+
+        Listing partitions parses ``/proc/mounts`` and resolves every device path, the
+        dearest part of this collector, while mounts change rarely; usage is still read
+        every tick. A mount added or removed shows up within one refresh period.
+        """
         opts = self._options
-        mounts = select_mounts(
-            self._source.disk_partitions(all=opts.all_partitions),
-            opts.exclude_fstypes,
-            opts.exclude_mounts,
-        )
+        mounts = self._mounts
+        age = now - self._mounts_at
+        if mounts is None or not 0 <= age < opts.mounts_refresh_seconds:
+            mounts = select_mounts(
+                self._source.disk_partitions(all=opts.all_partitions),
+                opts.exclude_fstypes,
+                opts.exclude_mounts,
+            )
+            self._mounts, self._mounts_at = mounts, now
+        return mounts
+
+    def _collect_usage(self, samples: list[Sample], now: float) -> None:
+        mounts = self._current_mounts(now)
         total = used = free = 0
         seen = 0
         for part in mounts:
@@ -274,4 +297,4 @@ class DiskCollector:
             samples.append(Sample(METRIC, "busy_percent", busiest))
 
     def close(self) -> None:
-        """Nothing to release; present for the collector lifecycle."""
+        self._mounts = None

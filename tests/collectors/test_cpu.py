@@ -99,3 +99,15 @@ def test_total_failure_raises(ticks: list[dict[str, Any]]) -> None:
     source.fail["cpu_times"] = OSError("no /proc/stat")
     with pytest.raises(OSError, match="no /proc/stat"):
         collector.collect(1.0)
+
+
+def test_frequency_is_reread_every_refresh_period(ticks: list[dict[str, Any]]) -> None:
+    collector, source = make(ticks[0], freq_refresh_seconds=10)
+    source.state["cpu_freq"] = {"current": 2400.0}
+    assert totals(collector.collect(100.0))["freq_mhz"] == 2400.0
+    source.state["cpu_freq"] = {"current": 1800.0}
+    assert totals(collector.collect(109.5))["freq_mhz"] == 2400.0  # held
+    assert source.calls.count("cpu_freq") == 1
+    assert totals(collector.collect(110.0))["freq_mhz"] == 1800.0
+    source.state["cpu_freq"] = None  # sensor gone: absent after the next refresh
+    assert "freq_mhz" not in totals(collector.collect(120.0))

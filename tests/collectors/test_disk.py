@@ -133,3 +133,28 @@ def test_total_devices(names: list[str], expected: list[str]) -> None:
 )  # fmt: skip
 def test_mount_prefixes_match_whole_components(mount: str, excluded: bool) -> None:
     assert mount_excluded(mount, DiskCollector.Options().exclude_mounts) is excluded
+
+
+def test_mount_list_is_reread_only_every_refresh_period(ticks: list[dict[str, Any]]) -> None:
+    """Usage is read every tick, the mount list every ``mounts_refresh_seconds``."""
+    collector, source = make(ticks[0], mounts_refresh_seconds=30)
+    assert label_values(collector.collect(1000.0), "mount") == {"/", "/boot/efi", "/data"}
+    source.state["disk_partitions"] = [
+        p for p in source.state["disk_partitions"] if p["mountpoint"] != "/data"
+    ]
+    source.state["disk_usage"]["/"]["used"] = 41_000
+    within = collector.collect(1029.0)
+    assert labelled(within, "mount", "/")["used_bytes"] == 41_000  # usage is fresh
+    assert label_values(within, "mount") == {"/", "/boot/efi", "/data"}  # list is cached
+    assert source.calls.count("disk_partitions") == 1
+    assert label_values(collector.collect(1030.0), "mount") == {"/", "/boot/efi"}
+    assert source.calls.count("disk_partitions") == 2
+    # A monotonic clock that went backwards (a new collector run) also refreshes.
+    collector.collect(1000.0)
+    assert source.calls.count("disk_partitions") == 3
+
+
+def test_mount_refresh_zero_reads_every_tick(ticks: list[dict[str, Any]]) -> None:
+    collector, source = make(ticks[0], mounts_refresh_seconds=0)
+    run_ticks(collector, source, ticks)
+    assert source.calls.count("disk_partitions") == len(ticks)
