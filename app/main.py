@@ -171,6 +171,9 @@ def create_app(
             if scheduler is not None:
                 await anyio.to_thread.run_sync(lambda: scheduler.shutdown(wait=True))
             loop.close()
+            close_source = getattr(the_source, "close", None)
+            if callable(close_source):
+                close_source()
             await anyio.to_thread.run_sync(writer.flush)
             await anyio.to_thread.run_sync(alerts.stop)
             await anyio.to_thread.run_sync(the_store.close)
