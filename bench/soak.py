@@ -60,6 +60,7 @@ class Minute:
     errors: int
     p99_ms: float
     load1: float = 0.0
+    db_fds: int = 0
 
 
 @dataclass
@@ -76,6 +77,22 @@ def fd_count(pid: int) -> int:
         return len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         return -1
+
+
+def db_fd_count(pid: int, db: Path) -> int:
+    """Descriptors on the database files only. The total also holds the collectors'
+    cached ``/proc/<pid>/stat`` descriptors, which follow the host's process count."""
+    names = {f"{db}{suffix}" for suffix in ("", "-wal", "-shm")}
+    count = 0
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                count += os.readlink(f"/proc/{pid}/fd/{fd}") in names
+            except OSError:
+                continue
+    except OSError:
+        return -1
+    return count
 
 
 def thread_count(pid: int) -> int:
@@ -191,6 +208,7 @@ async def sample_loop(
                 errors=stats.errors - seen_errors,
                 p99_ms=round(percentile(window, 0.99), 1),
                 load1=os.getloadavg()[0],
+                db_fds=db_fd_count(pid, db),
             )
             seen_requests, seen_errors = stats.requests, stats.errors
             rows.append(row)
@@ -235,7 +253,11 @@ def verdict(rows: list[Minute], rss_tolerance_mib: float, ticks: tuple[int, int]
     # Worker threads come and go with the load (anyio's pool, up to 40), and each may
     # hold a descriptor or two, so a spread alone proves nothing. A leak is a trend: the
     # second half reaching clearly above everything the first half needed.
-    for name, attr, band in (("open fds", "fds", 8), ("threads", "threads", 6)):
+    for name, attr, band in (
+        ("open fds", "fds", 8),
+        ("database fds", "db_fds", 4),
+        ("threads", "threads", 6),
+    ):
         a = max(getattr(r, attr) for r in first)
         b = max(getattr(r, attr) for r in second)
         end = getattr(steady[-1], attr)
@@ -271,13 +293,14 @@ def markdown(rows: list[Minute], findings: list[str], header: dict[str, object])
         f"(mixed current/range/processes/health), {header['cores']} cores.",
         f"Command: `{header['command']}`",
         "",
-        "| min | RSS MiB | fds | threads | DB KiB | pending | status | req | err | p99 ms "
-        "| host load |",
+        "| min | RSS MiB | fds (DB) | threads | DB KiB | pending | status | req | err "
+        "| p99 ms | host load |",
         "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r.minute} | {r.rss_mib:.1f} | {r.fds} | {r.threads} | {r.db_bytes // 1024} "
+            f"| {r.minute} | {r.rss_mib:.1f} | {r.fds} ({r.db_fds}) | {r.threads} "
+            f"| {r.db_bytes // 1024} "
             f"| {r.pending_writes} | {r.status} | {r.requests} | {r.errors} | {r.p99_ms} "
             f"| {r.load1:.1f} |"
         )
