@@ -7,8 +7,10 @@ and rollup tiers (1m, 5m, 1h) are built the same way, each from the tier below i
 See app/storage/README.md for the measured sizes and the reasons.
 
 Threads: the collection thread owns the writer connection (``write``, ``maintain``);
-every other thread gets its own read-only connection (WAL lets readers run alongside
-the writer without blocking it or seeing half a tick).
+reads borrow one of at most ``READER_POOL_SIZE`` read-only connections for the duration
+of one call (WAL lets readers run alongside the writer without blocking it or seeing
+half a tick). A pool, not one connection per thread: the API's worker threads come and
+go, and per-thread connections of finished threads would pile up file descriptors.
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ import logging
 import math
 import operator
 import os
+import queue
 import sqlite3
 import threading
 import zlib
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
+from typing import Any
 
 from app.clock import Clock, SystemClock
 from app.errors import QueryError, StorageError, StorageFullError
@@ -59,6 +63,17 @@ RETENTION_EVERY_SECONDS = 60.0
 COMPACT_CHECK_EVERY_SECONDS = 30.0
 BUSY_TIMEOUT_MS = 5000
 CHECKPOINT_EVERY_SECONDS = 10.0
+READER_POOL_SIZE = 4
+"""Read connections kept open at most (two descriptors each: the file and its WAL). A
+call that finds all of them busy waits for one (up to the busy timeout)."""
+SEGMENT_GAP_SLOTS = 1024
+"""Merged queries fill slot columns only where data is stored; stored stretches closer
+than this many slots are filled as one segment (fewer statements, same answer)."""
+ALIGN_FACTOR_LIMIT = 4096
+"""Up to this merge factor a segment is widened to whole output buckets (so their
+aggregates are computed in one piece, at C speed); beyond it buckets are summarized
+per segment and merged, which keeps memory bounded even for ``max_points=1`` over
+decades."""
 WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
 _EPS = 1e-9
 
@@ -99,6 +114,52 @@ def _storage_error(exc: BaseException, action: str) -> StorageError:
     if _is_full(exc):
         return StorageFullError(f"{action}: disk full ({exc})")
     return StorageError(f"{action}: {exc}")
+
+
+def _all(conn: sqlite3.Connection, sql: str, params: Sequence[object] = ()) -> list[Any]:
+    """Every row, with the statement run to its end (no read snapshot left pinned)."""
+    cur = conn.execute(sql, params)
+    try:
+        return cur.fetchall()
+    finally:
+        cur.close()
+
+
+def _one(conn: sqlite3.Connection, sql: str, params: Sequence[object] = ()) -> Any:
+    """The first row or None; the statement is reset even if more rows would follow."""
+    cur = conn.execute(sql, params)
+    try:
+        return cur.fetchone()
+    finally:
+        cur.close()
+
+
+def _combine(
+    acc: array[float],
+    cnt: array[float],
+    b0: int,
+    parts: list[float],
+    counts: list[float],
+    agg: str,
+) -> None:
+    """Fold one segment's bucket partials into the output from bucket ``b0`` on.
+
+    Segments are disjoint and ordered, so only the first bucket can already hold a
+    partial (of the previous segment); the others are assigned at C speed.
+    """
+    if not parts:
+        return
+    if cnt[b0] > 0:
+        if counts[0] > 0:
+            if agg == "mean":
+                acc[b0] += parts[0]
+            else:
+                acc[b0] = min(acc[b0], parts[0]) if agg == "min" else max(acc[b0], parts[0])
+            cnt[b0] += counts[0]
+        parts, counts, b0 = parts[1:], counts[1:], b0 + 1
+    end = b0 + len(parts)
+    acc[b0:end] = array("d", parts)
+    cnt[b0:end] = array("d", counts)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
@@ -156,10 +217,13 @@ class SQLiteStore:
 
         self._writer: sqlite3.Connection | None = None
         self._write_lock = threading.RLock()
-        self._readers_lock = threading.Lock()
-        self._readers: list[sqlite3.Connection] = []
-        self._local = threading.local()
+        self._pool: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._pool_lock = threading.Lock()
+        self._pool_open = 0  # connections created and not yet closed (idle + borrowed)
         self._closed = False
+        self._counts: dict[str, int] = {}
+        """Row counts for ``stats`` (replaced whole, never mutated once published, so a
+        reader thread always sees one consistent version)."""
         self._last_write_error: str | None = None
 
         # Writer-side caches (collection thread only; updated after a commit succeeds).
@@ -247,6 +311,31 @@ class SQLiteStore:
             "UNION ALL SELECT max(start) FROM proc_chunk)"
         ).fetchone()[0]
         self._last_proc_slot = None if last is None else self._proc_slot(float(last))
+        self._counts = self._count_rows(conn)
+
+    def _count_rows(self, conn: sqlite3.Connection) -> dict[str, int]:
+        """Exact row counts, once at open: afterwards ``write``/``maintain`` keep them."""
+        counts: dict[str, int] = {}
+        for tier in self._tiers:
+            for table, suffix in (("hot", "hot"), ("chunk", "chunks")):
+                row = conn.execute(f"SELECT count(*) FROM {table} WHERE tier = ?", (tier.code,))
+                counts[f"{tier.name}.{suffix}"] = int(row.fetchone()[0])
+        for table, key in (
+            ("proc_hot", "processes.hot"),
+            ("proc_chunk", "processes.chunks"),
+            ("series", "series"),
+        ):
+            counts[key] = int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        return counts
+
+    def _add_counts(self, delta: Mapping[str, int]) -> None:
+        """Apply committed row changes (writer only; after the COMMIT succeeded)."""
+        if not any(delta.values()):
+            return
+        new = dict(self._counts)
+        for key, n in delta.items():
+            new[key] = new.get(key, 0) + n
+        self._counts = new
 
     def close(self) -> None:
         with self._write_lock:
@@ -256,24 +345,72 @@ class SQLiteStore:
                     self._writer.close()
                 finally:
                     self._writer = None
-        with self._readers_lock:
-            for conn in self._readers:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
-            self._readers.clear()
-        self._local = threading.local()
+        # Idle connections close now; borrowed ones when their call returns them.
+        with self._pool_lock:
+            idle: list[sqlite3.Connection] = []
+            while not self._pool.empty():
+                idle.append(self._pool.get_nowait())
+        for conn in idle:
+            self._discard(conn)
 
-    def _reader(self) -> sqlite3.Connection:
+    def _discard(self, conn: sqlite3.Connection) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()  # finalizes every statement: no snapshot survives
+        with self._pool_lock:
+            self._pool_open -= 1
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """Borrow a pooled read-only connection for one call.
+
+        The connection goes back to the pool only in a clean state: no transaction
+        open and every statement run to completion (callers fetch whole results), so a
+        pooled connection never pins an old WAL snapshot (which would show stale data
+        to the next borrower and keep checkpoints from resetting the WAL). After an
+        error it is closed instead, which finalizes whatever statement was left.
+        """
         if self._closed or self._writer is None:
             raise StorageError("store is not open")
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            conn.execute("PRAGMA query_only = 1")
-            self._local.conn = conn
-            with self._readers_lock:
-                self._readers.append(conn)
-        return conn
+        conn = self._acquire()
+        clean = False
+        try:
+            yield conn
+            clean = not conn.in_transaction
+        except QueryError:  # a refused query read its lookups to the end: still clean
+            clean = not conn.in_transaction
+            raise
+        finally:
+            with self._pool_lock:
+                keep = clean and not self._closed
+                if keep:
+                    self._pool.put(conn)
+            if not keep:
+                self._discard(conn)
+
+    def _acquire(self) -> sqlite3.Connection:
+        try:
+            return self._pool.get_nowait()
+        except queue.Empty:
+            pass
+        with self._pool_lock:
+            create = self._pool_open < READER_POOL_SIZE
+            if create:
+                self._pool_open += 1
+        if create:
+            try:
+                conn = self._connect()
+                conn.execute("PRAGMA query_only = 1")
+            except BaseException:
+                with self._pool_lock:
+                    self._pool_open -= 1
+                raise
+            return conn
+        try:
+            return self._pool.get(timeout=BUSY_TIMEOUT_MS / 1000)
+        except queue.Empty:
+            raise StorageError(
+                f"all {READER_POOL_SIZE} read connections busy for {BUSY_TIMEOUT_MS} ms"
+            ) from None
 
     def _writer_conn(self) -> sqlite3.Connection:
         if self._writer is None:
@@ -297,6 +434,7 @@ class SQLiteStore:
             new_layouts: dict[int, dict[str, int]] = {}
             lowered: dict[int, float] = {}
             proc_slot: float | None = None
+            delta: dict[str, int] = {}
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -325,11 +463,20 @@ class SQLiteStore:
                         for name, value in fields.items():
                             values[layout[name]] = value
                         rows.append((0, sid, slot_ts, pack_row(values)))
+                    # Rows already in this slot (a replayed tick) are replaced, not added.
+                    there = {
+                        int(r[0])
+                        for r in conn.execute(
+                            "SELECT series_id FROM hot WHERE tier = 0 AND ts = ?", (slot_ts,)
+                        )
+                    }
                     conn.executemany(
                         "INSERT OR REPLACE INTO hot (tier, series_id, ts, data) VALUES (?,?,?,?)",
                         rows,
                     )
-                    proc_slot = self._write_processes(conn, snapshot)
+                    delta["raw.hot"] = sum(1 for r in rows if r[1] not in there)
+                    delta["series"] = len(new_series)
+                    proc_slot, delta["processes.hot"] = self._write_processes(conn, snapshot)
                     lowered = self._lower_watermarks(conn, 0, slot_ts)
                     conn.execute("COMMIT")
                 except BaseException:
@@ -343,22 +490,27 @@ class SQLiteStore:
             self._series_ids.update(new_series)
             self._layouts.update(new_layouts)
             self._done.update(lowered)
+            self._add_counts(delta)
             if proc_slot is not None:
                 self._last_proc_slot = proc_slot
 
-    def _write_processes(self, conn: sqlite3.Connection, snapshot: Snapshot) -> float | None:
+    def _write_processes(
+        self, conn: sqlite3.Connection, snapshot: Snapshot
+    ) -> tuple[float | None, int]:
+        """Store the tick's process table if its slot has none yet: (slot, rows added)."""
         collected = snapshot.results.get("processes")
         if collected is None or not collected.rows:
-            return None
+            return None, 0
         slot = self._proc_slot(snapshot.timestamp)
         if self._last_proc_slot is not None and slot == self._last_proc_slot:
-            return None
+            return None, 0
         data = json.dumps([dict(r) for r in collected.rows], separators=(",", ":"), default=str)
+        there = _one(conn, "SELECT 1 FROM proc_hot WHERE ts = ?", (snapshot.timestamp,))
         conn.execute(
             "INSERT OR REPLACE INTO proc_hot (ts, data) VALUES (?, ?)",
             (snapshot.timestamp, data.encode()),
         )
-        return slot
+        return slot, 0 if there else 1
 
     def _lower_watermarks(self, conn: sqlite3.Connection, code: int, ts: float) -> dict[int, float]:
         """A row of tier ``code`` at ``ts`` changed: the tier above must redo that bucket.
@@ -403,7 +555,8 @@ class SQLiteStore:
         cols = [array("d", [gap[j % stride]]) * n for j in range(nfields * stride)]
         ncols = len(cols)
         t_end = t0 + n * step
-        for start, width, data in conn.execute(
+        for start, width, data in _all(
+            conn,
             "SELECT start, width, data FROM chunk WHERE tier = ? AND series_id = ? "
             "AND start > ? AND start < ? ORDER BY start",
             (tier.code, sid, t0 - tier.span - step, t_end),
@@ -427,7 +580,8 @@ class SQLiteStore:
                             if v == v and (stride == 1 or ccols[j - j % stride + 3][i] > 0):
                                 cols[j][k] = v
         half = step / 2
-        for ts, data in conn.execute(
+        for ts, data in _all(
+            conn,
             "SELECT ts, data FROM hot WHERE tier = ? AND series_id = ? AND ts >= ? AND ts < ?",
             (tier.code, sid, t0 - half, t_end - half),
         ):
@@ -439,20 +593,20 @@ class SQLiteStore:
         return cols
 
     def _series_id(self, conn: sqlite3.Connection, metric: str, labels: Labels) -> int:
-        row = conn.execute(
+        row = _one(
+            conn,
             "SELECT id FROM series WHERE metric = ? AND labels = ?",
             (metric, _labels_key(labels)),
-        ).fetchone()
+        )
         if row is None:
-            known = conn.execute("SELECT 1 FROM series WHERE metric = ? LIMIT 1", (metric,))
-            if known.fetchone() is None:
+            if _one(conn, "SELECT 1 FROM series WHERE metric = ? LIMIT 1", (metric,)) is None:
                 raise QueryError("metric", f"no data stored for metric {metric!r}")
             shown = ",".join(f"{k}={v}" for k, v in labels) or "totals"
             raise QueryError("labels", f"no series {shown!r} stored for metric {metric!r}")
         return int(row[0])
 
     def _field_names(self, conn: sqlite3.Connection, sid: int) -> list[str]:
-        rows = conn.execute("SELECT name FROM field WHERE series_id = ? ORDER BY idx", (sid,))
+        rows = _all(conn, "SELECT name FROM field WHERE series_id = ? ORDER BY idx", (sid,))
         return [str(r[0]) for r in rows]
 
     # ------------------------------------------------------------------ query
@@ -501,29 +655,36 @@ class SQLiteStore:
             raise QueryError("start", "start and end must be finite epoch seconds")
         if q.end < q.start:
             raise QueryError("end", "end must not be before start")
+        if q.start < 0:
+            # Like the API's parser. Also keeps _plan finite: a range across epoch 0 never
+            # fits one bucket (every grid has a boundary at 0), so max_points=1 would spin.
+            raise QueryError("start", "start must not be before 1970-01-01 (epoch 0)")
         labels = tuple(sorted(q.labels))
+        now = self._clock.time()
+        tier, factor = self._plan(q, now)
+        step = tier.step * factor
+        t0 = _floor_to(q.start, step)
+        n = math.floor(q.end / step + _EPS) - math.floor(q.start / step + _EPS) + 1
         try:
-            conn = self._reader()
-            now = self._clock.time()
-            tier, factor = self._plan(q, now)
-            step = tier.step * factor
-            t0 = _floor_to(q.start, step)
-            n = math.floor(q.end / step + _EPS) - math.floor(q.start / step + _EPS) + 1
-            conn.execute("BEGIN")
-            try:
-                sid = self._series_id(conn, q.metric, labels)
-                names = self._field_names(conn, sid)
-                cols = self._fill(conn, tier, sid, t0, n * factor, len(names))
-            finally:
-                conn.execute("COMMIT")
+            with self._reading() as conn:
+                conn.execute("BEGIN")
+                try:
+                    sid = self._series_id(conn, q.metric, labels)
+                    names = self._field_names(conn, sid)
+                    if factor == 1:  # n <= max_points slots: fill them all
+                        cols = self._fill(conn, tier, sid, t0, n, len(names))
+                        self._mask_expired(tier, cols, t0, now)
+                        fields = {
+                            name: self._values(tier, cols, i, q.agg) for i, name in enumerate(names)
+                        }
+                    else:
+                        fields = self._merged(conn, tier, sid, names, t0, n, factor, q.agg, now)
+                finally:
+                    conn.execute("COMMIT")
         except (QueryError, StorageError):
             raise
         except sqlite3.Error as exc:
             raise _storage_error(exc, "query failed") from exc
-        self._mask_expired(tier, cols, t0, now)
-        fields = {
-            name: self._values(tier, cols, i, factor, n, q.agg) for i, name in enumerate(names)
-        }
         return SeriesResult(
             metric=q.metric,
             labels=labels,
@@ -536,7 +697,7 @@ class SQLiteStore:
 
     def _mask_expired(self, tier: _Tier, cols: list[array[float]], t0: float, now: float) -> None:
         """Blank slots older than the tier's retention (chunks are deleted whole, later)."""
-        cut = math.ceil((now - tier.keep - t0) / tier.step - _EPS)
+        cut = self._expired_slots(tier, t0, now)
         if cut <= 0 or not cols:
             return
         cut = min(cut, len(cols[0]))
@@ -546,44 +707,172 @@ class SQLiteStore:
             col[0:cut] = array("d", [gap[j % stride]]) * cut
 
     @staticmethod
-    def _values(
-        tier: _Tier, cols: list[array[float]], i: int, factor: int, n: int, agg: str
-    ) -> list[float | None]:
+    def _expired_slots(tier: _Tier, t0: float, now: float) -> int:
+        """How many slots from ``t0`` on are older than the tier keeps."""
+        return math.ceil((now - tier.keep - t0) / tier.step - _EPS)
+
+    @staticmethod
+    def _values(tier: _Tier, cols: list[array[float]], i: int, agg: str) -> list[float | None]:
+        """Field ``i`` of an unmerged grid (one slot per point)."""
+        if tier.code == 0:
+            return [None if v != v else v for v in cols[i]]
+        base = i * rollup.STATS_PER_FIELD
+        src = cols[base + {"mean": rollup.MEAN, "min": rollup.MIN, "max": rollup.MAX}[agg]]
+        counts = cols[base + rollup.COUNT]
+        return [v if c > 0 else None for v, c in zip(src, counts, strict=True)]
+
+    def _segments(
+        self,
+        conn: sqlite3.Connection,
+        tier: _Tier,
+        sid: int,
+        t0: float,
+        nslots: int,
+        first: int,
+        factor: int,
+    ) -> list[tuple[int, int]]:
+        """Slot ranges ``[lo, hi)`` (from ``t0``, at the tier's step) that hold stored data.
+
+        Found from the chunk starts and hot timestamps alone (no blobs read), so their
+        number and length are bounded by what is stored, not by the span asked for.
+        Ranges start at ``first`` or later (slots before it are expired anyway).
+        """
+        step = tier.step
+        t_end = t0 + nslots * step
+        spans: list[tuple[int, int]] = []
+        for start, width in _all(
+            conn,
+            "SELECT start, width FROM chunk WHERE tier = ? AND series_id = ? "
+            "AND start > ? AND start < ?",
+            (tier.code, sid, t0 - tier.span - step, t_end),
+        ):
+            base = _floor_to(float(start), float(width))
+            lo = math.floor((base - t0) / step) - 1
+            hi = math.ceil((float(start) + tier.span - t0) / step) + 1
+            spans.append((lo, hi))
+        half = step / 2
+        for (ts,) in _all(
+            conn,
+            "SELECT ts FROM hot WHERE tier = ? AND series_id = ? AND ts >= ? AND ts < ?",
+            (tier.code, sid, t0 - half, t_end - half),
+        ):
+            k = math.floor((float(ts) - t0) / step + 0.5)
+            spans.append((k, k + 1))
+        aligned = factor <= ALIGN_FACTOR_LIMIT
+        merged: list[tuple[int, int]] = []
+        for lo, hi in sorted(spans):
+            lo, hi = max(lo, first, 0), min(hi, nslots)
+            if aligned:  # whole output buckets (nslots is a multiple of factor)
+                lo, hi = lo - lo % factor, min(nslots, -(-hi // factor) * factor)
+            if lo >= hi:
+                continue
+            if merged and lo <= merged[-1][1] + SEGMENT_GAP_SLOTS:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+            else:
+                merged.append((lo, hi))
+        return merged
+
+    def _merged(
+        self,
+        conn: sqlite3.Connection,
+        tier: _Tier,
+        sid: int,
+        names: list[str],
+        t0: float,
+        n: int,
+        factor: int,
+        agg: str,
+        now: float,
+    ) -> dict[str, list[float | None]]:
+        """``n`` buckets of ``factor`` slots each, aggregated straight from stored data.
+
+        Only the slot ranges that hold data are filled (``_segments``), so memory and
+        time follow ``n`` and the stored rows, never ``n x factor`` (a query from 1970
+        to now at 1h merged 490x would otherwise fill half a million slots per column).
+        Per bucket and field it keeps ``agg``'s partial (sum for mean, else min/max)
+        and the sample count; a bucket split over two segments is combined.
+        """
+        nfields = len(names)
+        acc = [
+            array("d", [0.0 if agg == "mean" else (math.inf if agg == "min" else -math.inf)]) * n
+            for _ in range(nfields)
+        ]
+        cnt = [array("d", [0.0]) * n for _ in range(nfields)]
+        first = max(0, self._expired_slots(tier, t0, now))
+        for lo, hi in self._segments(conn, tier, sid, t0, n * factor, first, factor):
+            seg_t0 = t0 + lo * tier.step
+            cols = self._fill(conn, tier, sid, seg_t0, hi - lo, nfields)
+            self._mask_expired(tier, cols, seg_t0, now)
+            for i in range(nfields):
+                b0, part, pcnt = self._bucket_partials(tier, cols, i, lo, hi, factor, agg)
+                _combine(acc[i], cnt[i], b0, part, pcnt, agg)
+        fields: dict[str, list[float | None]] = {}
+        for i, name in enumerate(names):
+            if agg == "mean":
+                fields[name] = [
+                    s / c if c > 0 else None for s, c in zip(acc[i], cnt[i], strict=True)
+                ]
+            else:
+                fields[name] = [v if c > 0 else None for v, c in zip(acc[i], cnt[i], strict=True)]
+        return fields
+
+    @staticmethod
+    def _bucket_partials(
+        tier: _Tier, cols: list[array[float]], i: int, lo: int, hi: int, factor: int, agg: str
+    ) -> tuple[int, list[float], list[float]]:
+        """Field ``i`` of slots ``[lo, hi)`` per output bucket: ``(first bucket, partials,
+        counts)``; a partial is the sum (agg mean), min or max of the bucket's values."""
+        b0 = lo // factor
+        nb = (hi - 1) // factor - b0 + 1
         if tier.code == 0:
             col = cols[i]
-            if factor == 1:
-                return [None if v != v else v for v in col]
-            return [
-                rollup.pick(rollup.summarize(col[k * factor : (k + 1) * factor]), agg)
-                for k in range(n)
-            ]
+            parts: list[float] = []
+            counts: list[float] = []
+            for b in range(b0, b0 + nb):
+                s_lo, s_hi = max(b * factor, lo) - lo, min((b + 1) * factor, hi) - lo
+                present = [v for v in col[s_lo:s_hi] if v == v]
+                counts.append(float(len(present)))
+                if not present:
+                    parts.append(0.0 if agg == "mean" else math.nan)
+                elif agg == "mean":
+                    parts.append(math.fsum(present))
+                else:
+                    parts.append(min(present) if agg == "min" else max(present))
+            return b0, parts, counts
         base = i * rollup.STATS_PER_FIELD
-        means, mins, maxs, counts = cols[base : base + rollup.STATS_PER_FIELD]
-        if factor == 1:
-            src = {"mean": means, "min": mins, "max": maxs}[agg]
-            return [v if c > 0 else None for v, c in zip(src, counts, strict=True)]
-        # Merged buckets (a year at 1h -> 974 points), kept at C speed: prefix sums
-        # (itertools.accumulate) sampled every ``factor`` slots give each bucket's count
-        # and weighted sum by one subtraction; min/max run ``map(min, *strided slices)``.
-        # The rounding error of the prefix sums (~1e-13 relative) is far below display.
-        total = n * factor
-        cum_n = [0.0, *accumulate(counts[:total])][::factor]
-        bucket_n = list(map(operator.sub, cum_n[1:], cum_n[:-1]))
+        means, mins, maxs, cnts = cols[base : base + rollup.STATS_PER_FIELD]
+        if lo % factor or (hi - lo) % factor:  # unaligned (huge factor): per bucket
+            parts, counts = [], []
+            for b in range(b0, b0 + nb):
+                s_lo, s_hi = max(b * factor, lo) - lo, min((b + 1) * factor, hi) - lo
+                st = rollup.merge(
+                    means[s_lo:s_hi], mins[s_lo:s_hi], maxs[s_lo:s_hi], cnts[s_lo:s_hi]
+                )
+                counts.append(st[rollup.COUNT])
+                if agg == "mean":
+                    parts.append(st[rollup.MEAN] * st[rollup.COUNT])
+                else:
+                    parts.append(st[rollup.MIN] if agg == "min" else st[rollup.MAX])
+            return b0, parts, counts
+        # Whole buckets, kept at C speed: prefix sums (itertools.accumulate) sampled every
+        # ``factor`` slots give each bucket's count and weighted sum by one subtraction;
+        # min/max run ``map(min, *strided slices)``. The rounding error of the prefix sums
+        # (~1e-13 relative) is far below display.
+        total = hi - lo
+        cum_n = [0.0, *accumulate(cnts)][::factor]
+        counts = list(map(operator.sub, cum_n[1:], cum_n[:-1]))
         if agg == "mean":
-            cum_s = [0.0, *accumulate(map(operator.mul, means[:total], counts[:total]))][::factor]
-            sums = map(operator.sub, cum_s[1:], cum_s[:-1])
-            return [s / c if c > 0 else None for s, c in zip(sums, bucket_n, strict=True)]
+            cum_s = [0.0, *accumulate(map(operator.mul, means, cnts))][::factor]
+            return b0, list(map(operator.sub, cum_s[1:], cum_s[:-1])), counts
         src, fold = (mins, min) if agg == "min" else (maxs, max)
-        folded = map(fold, *(src[o:total:factor] for o in range(factor)))
-        return [v if c > 0 else None for v, c in zip(folded, bucket_n, strict=True)]
+        return b0, list(map(fold, *(src[o:total:factor] for o in range(factor)))), counts
 
     def series(self, metric: str) -> Sequence[Labels]:
         try:
-            rows = (
-                self._reader()
-                .execute("SELECT labels FROM series WHERE metric = ? ORDER BY labels", (metric,))
-                .fetchall()
-            )
+            with self._reading() as conn:
+                rows = _all(
+                    conn, "SELECT labels FROM series WHERE metric = ? ORDER BY labels", (metric,)
+                )
         except sqlite3.Error as exc:
             raise _storage_error(exc, "series lookup failed") from exc
         found = [_labels_from_key(str(r[0])) for r in rows]
@@ -595,32 +884,36 @@ class SQLiteStore:
         tolerance = 2 * max(self._interval, self._proc_every)
         best: tuple[float, Sequence[Mapping[str, object]]] | None = None
         try:
-            conn = self._reader()
-            conn.execute("BEGIN")
-            try:
-                row = conn.execute(
-                    "SELECT ts, data FROM proc_hot WHERE ts <= ? AND ts >= ? "
-                    "ORDER BY ts DESC LIMIT 1",
-                    (at, at - tolerance),
-                ).fetchone()
-                if row is not None:
-                    best = (float(row[0]), json.loads(bytes(row[1])))
-                for _start, data in conn.execute(
-                    "SELECT start, data FROM proc_chunk WHERE start <= ? AND start > ? "
-                    "ORDER BY start DESC",
-                    (at, at - tolerance - self._proc_span),
-                ):
-                    for ts, rows in reversed(json.loads(zlib.decompress(data))):
-                        if at - tolerance <= ts <= at:
-                            if best is None or ts > best[0]:
-                                best = (float(ts), rows)
-                            break
-                    if best is not None:
-                        break
-            finally:
-                conn.execute("COMMIT")
+            with self._reading() as conn:
+                conn.execute("BEGIN")
+                try:
+                    row = _one(
+                        conn,
+                        "SELECT ts, data FROM proc_hot WHERE ts <= ? AND ts >= ? "
+                        "ORDER BY ts DESC LIMIT 1",
+                        (at, at - tolerance),
+                    )
+                    # At most two windows overlap the tolerance; fetched whole.
+                    chunks = _all(
+                        conn,
+                        "SELECT start, data FROM proc_chunk WHERE start <= ? AND start > ? "
+                        "ORDER BY start DESC",
+                        (at, at - tolerance - self._proc_span),
+                    )
+                finally:
+                    conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise _storage_error(exc, "process history query failed") from exc
+        if row is not None:
+            best = (float(row[0]), json.loads(bytes(row[1])))
+        for _start, data in chunks:
+            for ts, rows in reversed(json.loads(zlib.decompress(data))):
+                if at - tolerance <= ts <= at:
+                    if best is None or ts > best[0]:
+                        best = (float(ts), rows)
+                    break
+            if best is not None:
+                break
         return best
 
     # ------------------------------------------------------------------ maintenance
@@ -701,6 +994,7 @@ class SQLiteStore:
                 _rollback(conn)
                 self._load_state(conn)
                 raise
+            self._counts = self._count_rows(conn)  # a bulk back-fill: recount once
 
     def _register(
         self, conn: sqlite3.Connection, metric: str, labels: Labels, fields: Iterable[str]
@@ -792,6 +1086,14 @@ class SQLiteStore:
                     rows.append((target.code, sid, begin + j * target.step, pack_row(stats)))
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Recomputed buckets (late data) replace their rows: count only new ones.
+            there = {
+                (int(r[0]), float(r[1]))
+                for r in conn.execute(
+                    "SELECT series_id, ts FROM hot WHERE tier = ? AND ts >= ? AND ts < ?",
+                    (target.code, begin, end),
+                )
+            }
             conn.executemany(
                 "INSERT OR REPLACE INTO hot (tier, series_id, ts, data) VALUES (?,?,?,?)", rows
             )
@@ -806,6 +1108,8 @@ class SQLiteStore:
             raise
         self._done[target.code] = end
         self._done.update(lowered)
+        added = sum(1 for r in rows if (r[1], r[2]) not in there)
+        self._add_counts({f"{target.name}.hot": added})
         return True
 
     def _set_done(self, conn: sqlite3.Connection, tier: _Tier, value: float) -> None:
@@ -850,19 +1154,25 @@ class SQLiteStore:
         try:
             cols = self._fill(conn, tier, sid, base, nslots, nfields)
             blob = encode_chunk(cols, nslots)
+            there = _one(
+                conn,
+                "SELECT 1 FROM chunk WHERE tier = ? AND series_id = ? AND start = ?",
+                (tier.code, sid, start),
+            )
             conn.execute(
                 "INSERT OR REPLACE INTO chunk (tier, series_id, start, width, data) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (tier.code, sid, start, width, blob),
             )
-            conn.execute(
+            gone = conn.execute(
                 "DELETE FROM hot WHERE tier = ? AND series_id = ? AND ts >= ? AND ts < ?",
                 (tier.code, sid, start - width / 2, start + tier.span - width / 2),
-            )
+            ).rowcount
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
             raise
+        self._add_counts({f"{tier.name}.chunks": 0 if there else 1, f"{tier.name}.hot": -gone})
 
     def _compact_processes(self, conn: sqlite3.Connection, now: float) -> bool:
         if now < self._next_proc_compact:
@@ -890,17 +1200,20 @@ class SQLiteStore:
                 "INSERT OR REPLACE INTO proc_chunk (start, data) VALUES (?, ?)",
                 (start, zlib.compress(body.encode(), 9)),
             )
-            conn.execute("DELETE FROM proc_hot WHERE ts >= ? AND ts < ?", (start, end))
+            gone = conn.execute(
+                "DELETE FROM proc_hot WHERE ts >= ? AND ts < ?", (start, end)
+            ).rowcount
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
             raise
+        self._add_counts({"processes.chunks": 0 if old else 1, "processes.hot": -gone})
         return True
 
     def _retention(self, conn: sqlite3.Connection, now: float) -> bool:
         """Delete expired rows in small transactions; True if more remain for next call."""
         more = False
-        steps: list[tuple[str, tuple[object, ...], int]] = []
+        steps: list[tuple[str, tuple[object, ...], int, str]] = []
         for tier in self._tiers:
             cutoff = now - tier.keep
             steps.append(
@@ -909,6 +1222,7 @@ class SQLiteStore:
                     "SELECT tier, series_id, ts FROM hot WHERE tier = ? AND ts < ? LIMIT ?)",
                     (tier.code, cutoff),
                     DELETE_BATCH_ROWS,
+                    f"{tier.name}.hot",
                 )
             )
             steps.append(
@@ -917,6 +1231,7 @@ class SQLiteStore:
                     "SELECT id FROM chunk WHERE tier = ? AND start < ? LIMIT ?)",
                     (tier.code, cutoff - tier.span),
                     DELETE_BATCH_CHUNKS,
+                    f"{tier.name}.chunks",
                 )
             )
         raw_cut = now - self._tiers[0].keep
@@ -926,6 +1241,7 @@ class SQLiteStore:
                 "SELECT rowid FROM proc_hot WHERE ts < ? LIMIT ?)",
                 (raw_cut,),
                 DELETE_BATCH_ROWS,
+                "processes.hot",
             )
         )
         steps.append(
@@ -934,9 +1250,10 @@ class SQLiteStore:
                 "SELECT rowid FROM proc_chunk WHERE start < ? LIMIT ?)",
                 (raw_cut - self._proc_span,),
                 DELETE_BATCH_CHUNKS,
+                "processes.chunks",
             )
         )
-        for sql, params, batch in steps:
+        for sql, params, batch, key in steps:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 cur = conn.execute(sql, (*params, batch))
@@ -944,6 +1261,7 @@ class SQLiteStore:
             except BaseException:
                 _rollback(conn)
                 raise
+            self._add_counts({key: -cur.rowcount})
             if cur.rowcount >= batch:
                 more = True
         free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
@@ -959,31 +1277,21 @@ class SQLiteStore:
         try:
             if not os.path.exists(self._path):
                 return False
-            self._reader().execute("SELECT count(*) FROM sqlite_master").fetchone()
+            with self._reading() as conn:
+                _one(conn, "SELECT count(*) FROM sqlite_master")
             return True
         except Exception:  # ping reports, it never raises
             return False
 
     def stats(self) -> StoreStats:
+        """File size and row counts without touching the database (health calls this on
+        every request): two ``stat`` calls and a copy of the counts that ``open`` took
+        once and ``write``/``maintain``/``import_buckets`` keep exact since."""
         size = 0
         for suffix in ("", "-wal"):
             with contextlib.suppress(OSError):
                 size += os.path.getsize(self._path + suffix)
-        rows: dict[str, int] = {}
-        try:
-            conn = self._reader()
-            for tier in self._tiers:
-                hot = conn.execute("SELECT count(*) FROM hot WHERE tier = ?", (tier.code,))
-                chunks = conn.execute("SELECT count(*) FROM chunk WHERE tier = ?", (tier.code,))
-                rows[f"{tier.name}.hot"] = int(hot.fetchone()[0])
-                rows[f"{tier.name}.chunks"] = int(chunks.fetchone()[0])
-            rows["processes.hot"] = int(conn.execute("SELECT count(*) FROM proc_hot").fetchone()[0])
-            rows["processes.chunks"] = int(
-                conn.execute("SELECT count(*) FROM proc_chunk").fetchone()[0]
-            )
-            rows["series"] = int(conn.execute("SELECT count(*) FROM series").fetchone()[0])
-        except (sqlite3.Error, StorageError) as exc:
-            log.debug("stats row counts unavailable error=%s", exc)
+        rows = {} if self._writer is None else dict(self._counts)
         return StoreStats(
             backend=self.backend,
             path=self._path,
