@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app import __version__
 from app.alerts.service import AlertService
+from app.api.cache import RangeCacheMiddleware, ResponseCache
 from app.api.deps import StoreReads
 from app.api.errors import install_handlers
 from app.api.main import api_router
@@ -150,6 +151,7 @@ def create_app(
         app.state.hub = hub
         app.state.latest = latest
         app.state.writer = writer
+        app.state.range_cache = ResponseCache(lambda: writer.generation)
         app.state.loop = loop
         app.state.alerts = alerts
         app.state.host = _host_info(the_settings, the_source, sorted(collectors), the_clock)
@@ -185,6 +187,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_handlers(app)
+    app.add_middleware(RangeCacheMiddleware, cache=lambda: getattr(app.state, "range_cache", None))
     app.include_router(api_router)
     # Hot read-only endpoints also answer through plain Starlette routes matched first;
     # the FastAPI routes above stay for validation-free documentation in /docs.

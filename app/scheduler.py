@@ -182,6 +182,9 @@ class BufferedWriter:
         self._streak = _Streak("store write")
         self.last_error: str | None = None
         self.dropped = 0
+        self.generation = 0
+        """Counts changes to the store's contents (writes, maintenance): readers that cache
+        query results compare it to know whether the store changed since."""
 
     @property
     def pending(self) -> int:
@@ -201,6 +204,8 @@ class BufferedWriter:
                 self._store.maintain(self._clock.time())
             except Exception as exc:
                 logger.warning("store maintenance failed: %s", exc)
+            finally:
+                self.generation += 1
 
     def flush(self) -> None:
         while self._pending:
@@ -211,6 +216,7 @@ class BufferedWriter:
                 self._streak.fail(self.last_error)
                 return
             self._pending.popleft()
+            self.generation += 1
             self.last_error = None
             self._streak.ok()
 

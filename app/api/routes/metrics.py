@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from app.api.cache import ResponseCache, cache_key
 from app.api.deps import (
     ClockDep,
     LatestDep,
@@ -100,6 +101,7 @@ def _number(value: object) -> float:
     summary="Time series of one metric (totals, or one device/mount/interface/core)",
 )
 async def metric_range(
+    request: Request,
     metric: str,
     store: StoreDep,
     reads: StoreReadsDep,
@@ -134,6 +136,9 @@ async def metric_range(
     if len(given) > 1:
         raise unprocessable("query", next(iter(given)), "give at most one series selector")
     labels: Labels = tuple(sorted(given.items()))
+    cache: ResponseCache = request.app.state.range_cache
+    key = cache_key(request.url.path, request.scope["query_string"])
+    generation = cache.generation()
     if labels:
         await _check_series(store, reads, metric, labels[0])
     result = await reads.run(
@@ -149,7 +154,7 @@ async def metric_range(
         ),
     )
     units = {info.field: info.unit for info in registry.get(metric).fields}
-    return JSONResponse(
+    response = JSONResponse(
         {
             "metric": metric,
             "labels": dict(labels),
@@ -163,6 +168,9 @@ async def metric_range(
             "units": {f: units.get(f, "") for f in result.fields},
         }
     )
+    if key is not None:
+        cache.remember(key, generation, bytes(response.body))
+    return response
 
 
 async def _check_series(

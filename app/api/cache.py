@@ -1,0 +1,97 @@
+"""Answer repeated identical range queries from memory until the store changes.
+
+A range query with an explicit ``start`` and ``end`` is a pure function of its URL and of
+what the store holds. The store changes only when the collection thread writes a tick or
+runs maintenance, and the writer counts those changes (``generation``). So the JSON body
+built for a URL can be served again, byte for byte, to anyone asking the same URL before
+the next change: ten dashboards on the same range, or a load test, cost one query per
+tick instead of one per request.
+
+``RangeCacheMiddleware`` is a pure ASGI layer in front of the app: on a hit it answers
+without entering FastAPI's routing and validation; on a miss the request goes through the
+normal route, which stores its body with ``remember``. Queries with a relative (absent)
+``start`` or ``end`` depend on the clock, not only on the store, and are never cached.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from urllib.parse import parse_qs
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+PREFIX = "/api/v1/metrics/"
+_NOT_CACHED = ("/api/v1/metrics/current", "/api/v1/metrics/processes")
+
+
+def cache_key(path: str, query_string: bytes) -> str | None:
+    """The key for a cacheable range request, or None when it must not be cached."""
+    if not path.startswith(PREFIX) or path in _NOT_CACHED:
+        return None
+    params = parse_qs(query_string.decode("latin-1"), keep_blank_values=True)
+    if not params.get("start", [""])[0] or not params.get("end", [""])[0]:
+        return None
+    return f"{path}?{query_string.decode('latin-1')}"
+
+
+class ResponseCache:
+    def __init__(self, generation: Callable[[], int], max_entries: int = 256) -> None:
+        self._generation = generation
+        self._max = max_entries
+        self._entries: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def generation(self) -> int:
+        return self._generation()
+
+    def get(self, key: str) -> bytes | None:
+        current = self._generation()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] != current:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry[1]
+
+    def remember(self, key: str, generation: int, body: bytes) -> None:
+        """Store ``body`` as of ``generation`` (read *before* the query ran)."""
+        if generation != self._generation():
+            return  # the store changed while we queried: the body may be stale
+        with self._lock:
+            self._entries[key] = (generation, body)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+
+class RangeCacheMiddleware:
+    def __init__(self, app: ASGIApp, cache: Callable[[], ResponseCache | None]) -> None:
+        self.app = app
+        self._cache = cache
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            cache = self._cache()
+            key = cache_key(scope["path"], scope["query_string"]) if cache else None
+            if cache is not None and key is not None:
+                body = cache.get(key)
+                if body is not None:
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 200,
+                            "headers": [
+                                (b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()),
+                            ],
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": body})
+                    return
+        await self.app(scope, receive, send)

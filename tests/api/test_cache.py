@@ -1,0 +1,73 @@
+"""Range answers are reused only while the store is unchanged."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from app.api.cache import ResponseCache, cache_key
+from app.clock import FakeClock
+from tests.api.conftest import START, tick
+from tests.support.server import RunningServer
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "cached"),
+    [
+        ("/api/v1/metrics/cpu", b"start=1&end=2", True),
+        ("/api/v1/metrics/disk", b"start=1&end=2&mount=/", True),
+        ("/api/v1/metrics/cpu", b"start=1", False),  # end = now: depends on the clock
+        ("/api/v1/metrics/cpu", b"end=2", False),
+        ("/api/v1/metrics/cpu", b"start=&end=2", False),
+        ("/api/v1/metrics/cpu", b"", False),
+        ("/api/v1/metrics/current", b"start=1&end=2", False),
+        ("/api/v1/metrics/processes", b"start=1&end=2", False),
+        ("/api/v1/health", b"start=1&end=2", False),
+    ],
+)
+def test_cache_key(path: str, query: bytes, cached: bool) -> None:
+    assert (cache_key(path, query) is not None) is cached
+
+
+def test_entries_expire_when_the_generation_moves() -> None:
+    generation = 0
+    cache = ResponseCache(lambda: generation, max_entries=2)
+    cache.remember("a", 0, b"A")
+    assert cache.get("a") == b"A"
+    generation = 1
+    assert cache.get("a") is None
+    cache.remember("b", 0, b"stale")  # computed before the change: not kept
+    assert cache.get("b") is None
+    for key in ("c", "d", "e"):
+        cache.remember(key, 1, key.encode())
+    assert cache.get("c") is None  # evicted, least recently used
+    assert cache.get("e") == b"e"
+
+
+def test_repeated_range_is_served_from_memory_until_the_next_tick(
+    client: httpx.Client, server: RunningServer, clock: FakeClock
+) -> None:
+    tick(server, clock, 3)
+    params = {"start": START, "end": START + 10, "resolution": "raw"}
+    first = client.get("/api/v1/metrics/memory", params=params)
+    cache: ResponseCache = server.app.state.range_cache
+    hits = cache.hits
+    second = client.get("/api/v1/metrics/memory", params=params)
+    assert second.status_code == 200
+    assert second.content == first.content
+    assert cache.hits == hits + 1
+    present = [v is not None for v in first.json()["fields"]["total_bytes"]]
+    assert present.count(True) == 3
+    tick(server, clock, 2)  # the store changed: the same URL must see the new ticks
+    third = client.get("/api/v1/metrics/memory", params=params).json()
+    assert [v is not None for v in third["fields"]["total_bytes"]].count(True) == 5
+
+
+def test_errors_are_not_cached(
+    client: httpx.Client, server: RunningServer, clock: FakeClock
+) -> None:
+    tick(server, clock, 2)
+    params = {"start": START + 10, "end": START}
+    for _ in range(2):
+        r = client.get("/api/v1/metrics/cpu", params=params)
+        assert r.status_code == 422
