@@ -9,12 +9,16 @@ tick instead of one per request.
 
 ``RangeCacheMiddleware`` is a pure ASGI layer in front of the app: on a hit it answers
 without entering FastAPI's routing and validation; on a miss the request goes through the
-normal route, which stores its body with ``remember``. Queries with a relative (absent)
+normal route, which stores its body with ``remember``. Misses for the same URL that
+arrive while the first is still being answered wait for it instead of running the same
+query again (after each tick every client misses at once; without this, 100 clients
+would run 100 identical queries). Queries with a relative (absent)
 ``start`` or ``end`` depend on the clock, not only on the store, and are never cached.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -59,6 +63,12 @@ class ResponseCache:
             self.hits += 1
             return entry[1]
 
+    def peek(self, key: str) -> bytes | None:
+        """Like ``get`` but not counted: for handing a fresh body to waiting requests."""
+        with self._lock:
+            entry = self._entries.get(key)
+        return entry[1] if entry is not None and entry[0] == self._generation() else None
+
     def remember(self, key: str, generation: int, body: bytes) -> None:
         """Store ``body`` as of ``generation`` (read *before* the query ran)."""
         if generation != self._generation():
@@ -74,6 +84,8 @@ class RangeCacheMiddleware:
     def __init__(self, app: ASGIApp, cache: Callable[[], ResponseCache | None]) -> None:
         self.app = app
         self._cache = cache
+        self._inflight: dict[str, asyncio.Future[bytes | None]] = {}
+        self.shared = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
@@ -81,17 +93,40 @@ class RangeCacheMiddleware:
             key = cache_key(scope["path"], scope["query_string"]) if cache else None
             if cache is not None and key is not None:
                 body = cache.get(key)
+                if body is None:
+                    pending = self._inflight.get(key)
+                    if pending is not None:
+                        body = await asyncio.shield(pending)
+                        self.shared += body is not None
                 if body is not None:
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": 200,
-                            "headers": [
-                                (b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()),
-                            ],
-                        }
-                    )
-                    await send({"type": "http.response.body", "body": body})
+                    await _send_json(send, body)
+                    return
+                if key not in self._inflight:
+                    await self._answer_first(key, cache, scope, receive, send)
                     return
         await self.app(scope, receive, send)
+
+    async def _answer_first(
+        self, key: str, cache: ResponseCache, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            del self._inflight[key]
+            future.set_result(cache.peek(key))
+
+
+async def _send_json(send: Send, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

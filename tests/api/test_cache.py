@@ -71,3 +71,54 @@ def test_errors_are_not_cached(
     for _ in range(2):
         r = client.get("/api/v1/metrics/cpu", params=params)
         assert r.status_code == 422
+
+
+def test_concurrent_misses_for_one_url_run_the_query_once() -> None:
+    import asyncio
+
+    from starlette.types import Receive, Scope, Send
+
+    from app.api.cache import RangeCacheMiddleware
+
+    cache = ResponseCache(lambda: 7)
+    calls = 0
+
+    async def slow_route(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        key = cache_key(scope["path"], scope["query_string"])
+        assert key is not None
+        cache.remember(key, 7, b'{"n": 1}')
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b'{"n": 1}'})
+
+    middleware = RangeCacheMiddleware(slow_route, lambda: cache)
+
+    async def request() -> bytes:
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/api/v1/metrics/cpu",
+            "query_string": b"start=1&end=2",
+        }
+        body = b""
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request"}
+
+        async def send(message: dict[str, object]) -> None:
+            nonlocal body
+            if message["type"] == "http.response.body":
+                body += message["body"]  # type: ignore[operator]
+
+        await middleware(scope, receive, send)  # type: ignore[arg-type]
+        return body
+
+    async def main() -> list[bytes]:
+        return await asyncio.gather(*(request() for _ in range(20)))
+
+    bodies = asyncio.run(main())
+    assert calls == 1
+    assert bodies == [b'{"n": 1}'] * 20
+    assert middleware.shared == 19
