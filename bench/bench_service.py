@@ -24,7 +24,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import httpx
-from app.storage.sqlite import SQLiteStore
 
 from app.clock import SystemClock
 from app.collectors.registry import discover
@@ -32,6 +31,7 @@ from app.collectors.source import PsutilSource
 from app.config import load_settings
 from app.models import Snapshot
 from app.scheduler import CollectionLoop
+from app.storage.sqlite import SQLiteStore
 from bench.loadgen import load
 from bench.proctree import sample_tree
 from tests.support.process import free_port, service_env, wait_healthy
@@ -107,8 +107,15 @@ def main() -> int:
         check = httpx.get(rng).json()
         results["range_resolution"] = check["resolution"]
         results["range_points"] = len(check["timestamps"])
-        for name, url in (("current", f"{base}/api/v1/metrics/current"), ("range_1h", rng)):
-            res = load(url, args.connections, args.load)
+        runs = (
+            ("current", f"{base}/api/v1/metrics/current", False),
+            # The same URL again and again: answered from the range cache between ticks.
+            ("range_1h", rng, False),
+            # Every request a distinct URL: every one runs the query (worst case).
+            ("range_1h_uncached", rng, True),
+        )
+        for name, url, distinct in runs:
+            res = load(url, args.connections, args.load, distinct_urls=distinct)
             results[name] = asdict(res)
         after = httpx.get(f"{base}/api/v1/health").json()
         results["health_after_load"] = after["status"]

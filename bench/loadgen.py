@@ -11,6 +11,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -41,10 +42,29 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * _UNIT[m.group(2)]
 
 
-def run_wrk(url: str, connections: int, seconds: int, threads: int = 2) -> LoadResult:
+# Appends a different "&nonce=<n>" to each request, so no two URLs are alike (defeats
+# caches keyed on the URL; the service ignores unknown query parameters).
+DISTINCT_URLS_LUA = """
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", wrk.path .. "&nonce=" .. n .. "-" .. math.random(1, 1000000000))
+end
+"""
+
+
+def run_wrk(
+    url: str, connections: int, seconds: int, threads: int = 2, lua: str | None = None
+) -> LoadResult:
+    extra: list[str] = []
+    if lua is not None:
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+            script.write(lua)
+        extra = ["-s", script.name]
     out = subprocess.run(
         [
             "wrk",
+            *extra,
             f"-t{threads}",
             f"-c{connections}",
             f"-d{seconds}s",
@@ -109,7 +129,11 @@ async def _python_load(url: str, connections: int, seconds: float) -> LoadResult
     )
 
 
-def load(url: str, connections: int = 100, seconds: int = 15) -> LoadResult:
+def load(
+    url: str, connections: int = 100, seconds: int = 15, distinct_urls: bool = False
+) -> LoadResult:
     if shutil.which("wrk"):
-        return run_wrk(url, connections, seconds)
+        return run_wrk(url, connections, seconds, lua=DISTINCT_URLS_LUA if distinct_urls else None)
+    if distinct_urls:
+        raise RuntimeError("distinct-URL load needs wrk (apt-get install wrk)")
     return asyncio.run(_python_load(url, connections, seconds))
