@@ -8,7 +8,7 @@
 The database is pre-filled with one hour of ticks (real collector output, replayed with
 shifted timestamps) so the range query has a full hour to read.
 
-    .venv/bin/python -m bench.bench_service [--idle 60] [--load 20] [--connections 100]
+    .venv/bin/python -m bench.bench_service [--idle 60] [--load 15] [--repeat 3] [--connections 100]
 """
 
 from __future__ import annotations
@@ -63,8 +63,9 @@ def prefill(db: Path, seconds: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--idle", type=int, default=60)
-    parser.add_argument("--load", type=int, default=20)
+    parser.add_argument("--load", type=int, default=15)
     parser.add_argument("--connections", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3, help="load runs per endpoint")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "service.json"))
     args = parser.parse_args()
 
@@ -115,8 +116,17 @@ def main() -> int:
             ("range_1h_uncached", rng, True),
         )
         for name, url, distinct in runs:
-            res = load(url, args.connections, args.load, distinct_urls=distinct)
-            results[name] = asdict(res)
+            # Each load runs --repeat times; the table reports the median run (by p99) and
+            # every run's p99, since one noisy second on a shared 2-core box moves a p99.
+            tries = [
+                load(url, args.connections, args.load, distinct_urls=distinct)
+                for _ in range(args.repeat)
+            ]
+            tries.sort(key=lambda r: r.p99_ms)
+            median = asdict(tries[len(tries) // 2])
+            median["p99_ms_all_runs"] = [r.p99_ms for r in tries]
+            median["rps_all_runs"] = [r.rps for r in tries]
+            results[name] = median
         after = httpx.get(f"{base}/api/v1/health").json()
         results["health_after_load"] = after["status"]
     finally:
