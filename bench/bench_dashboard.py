@@ -31,20 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.proctree import sample_tree
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.process import free_port, service_env, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SERVER_ARGV = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
 BUDGET_BYTES = 300 * 1000
 CPU_BUDGET_PERCENT = 1.0
@@ -121,7 +111,7 @@ def main() -> int:
         time.sleep(args.warmup)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
             )
             results["loadavg_start"] = [round(x, 2) for x in os.getloadavg()]
             times, inits, resources = first_chart(browser, base, args.runs)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from app.scheduler import CollectionLoop
 from app.storage.sqlite import SQLiteStore
 from bench.loadgen import load
 from bench.proctree import sample_tree
-from tests.support.process import free_port, service_env, wait_healthy
+from tests.support.process import free_port, spawn_service, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,13 +75,7 @@ def main() -> int:
     sys.stderr.write(f"prefilled 1 h in {time.monotonic() - t0:.1f}s\n")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=service_env(db),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = spawn_service(db, port)
     try:
         wait_healthy(base)
         time.sleep(10)  # warm-up: first rollups, caches

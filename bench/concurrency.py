@@ -43,7 +43,7 @@ import httpx
 
 from bench.loadgen import _ms
 from bench.proctree import sample_tree
-from tests.support.process import free_port, service_env, wait_healthy
+from tests.support.process import free_port, spawn_service, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -254,13 +254,7 @@ def main() -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = (tmp / "service.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=service_env(db),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    proc = spawn_service(db, port, log)
     tool = args.tool
     if tool == "auto":
         tool = "wrk" if shutil.which("wrk") else "python"

@@ -30,7 +30,6 @@ import itertools
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ from pathlib import Path
 import httpx
 
 from bench.proctree import sample_tree
-from tests.support.process import free_port, service_env, wait_healthy
+from tests.support.process import free_port, spawn_service, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -318,13 +317,7 @@ async def run(args: argparse.Namespace) -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = (tmp / "service.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=service_env(db),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    proc = spawn_service(db, port, log)
     stats = LoadStats()
     try:
         await asyncio.to_thread(wait_healthy, base)

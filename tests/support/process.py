@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -45,6 +46,19 @@ def wait_healthy(base_url: str, timeout: float = 30.0) -> dict[str, object]:
             last = exc
         time.sleep(0.1)
     raise TimeoutError(f"service not healthy at {base_url}: {last}")
+
+
+def spawn_service(
+    db: Path, port: int, log: IO[bytes] | int = subprocess.DEVNULL, **env: str
+) -> subprocess.Popen[bytes]:
+    """``sysmon serve`` on 127.0.0.1:``port`` storing in ``db``; output to ``log``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=service_env(db, **env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 class Service(subprocess.Popen[bytes]):

@@ -20,19 +20,9 @@ from typing import Any
 
 import pytest
 
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.process import ROOT, free_port, service_env, wait_healthy
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = ROOT / "test-artifacts"
 UPLOT = ROOT / "node_modules" / "uplot" / "dist" / "uPlot.iife.min.js"
 # Until the alerts API lands, the page asks for it, gets 404 and hides the panel.
