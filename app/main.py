@@ -53,10 +53,21 @@ VENDOR_DIRS = {"uplot": ROOT / "node_modules" / "uplot" / "dist"}
 
 
 def validate_settings(settings: Settings, registry: CollectorRegistry | None = None) -> None:
-    """Everything ``sysmon config check`` checks beyond the pydantic models."""
+    """Everything ``sysmon config check`` checks beyond the pydantic models: collector
+    options, and that every enabled alert channel finds its secret in the environment."""
+    from app.alerts.config import resolve_environ
+    from app.alerts.service import build_notifier
     from app.collectors.source import PsutilSource
 
-    (registry or discover()).build(settings.collectors, PsutilSource())
+    source = PsutilSource()
+    try:
+        (registry or discover()).build(settings.collectors, source)
+    finally:
+        source.close()
+    environ = resolve_environ(None)
+    for name, channel in settings.alerts.channels.items():
+        if channel.enabled:
+            build_notifier(name, channel, environ)
 
 
 def _thresholds(settings: Settings) -> dict[str, dict[str, float]]:

@@ -62,3 +62,18 @@ def test_collect_once_prints_one_json_snapshot() -> None:
     assert doc["metrics"]["memory"]["total"]["total_bytes"] > 0
     assert 0 <= doc["metrics"]["cpu"]["total"]["percent"] <= 100
     assert doc["processes"]
+
+
+def test_config_check_requires_channel_secrets_from_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.yaml"
+    path.write_text("alerts:\n  channels:\n    slack:\n      type: slack\n")
+    missing = run("--config", str(path), "config", "check")
+    assert missing.returncode == 2
+    assert "alerts.channels.slack.url_env" in missing.stderr
+    assert "SYSMON_SLACK_WEBHOOK_URL" in missing.stderr
+    secret = "http://127.0.0.1:9/services/T000/B000/very-secret-token"
+    present = run(
+        "--config", str(path), "config", "check", env={"SYSMON_SLACK_WEBHOOK_URL": secret}
+    )
+    assert present.returncode == 0, present.stderr
+    assert "very-secret-token" not in present.stdout + present.stderr
