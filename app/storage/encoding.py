@@ -53,12 +53,13 @@ def _shuffle(data: bytes, width: int = 8) -> bytes:
     return b"".join(data[i::width] for i in range(width))
 
 
-def _unshuffle(data: bytes, width: int = 8) -> bytes:
+def _unshuffle(data: bytes, width: int = 8) -> bytearray:
     n = len(data) // width
     out = bytearray(len(data))
+    view = memoryview(data)
     for i in range(width):
-        out[i::width] = data[i * n : (i + 1) * n]
-    return bytes(out)
+        out[i::width] = view[i * n : (i + 1) * n]
+    return out
 
 
 def encode_chunk(columns: Sequence[array[float]], nslots: int) -> bytes:
@@ -74,13 +75,24 @@ def encode_chunk(columns: Sequence[array[float]], nslots: int) -> bytes:
     return _CHUNK_HEADER.pack(CODEC_ZLIB_SHUFFLE, 1, len(columns), nslots) + body
 
 
-def decode_chunk(blob: bytes) -> tuple[int, list[array[float]]]:
-    """``(nslots, columns)`` of a chunk written by ``encode_chunk``."""
+def decode_flat(blob: bytes) -> tuple[int, int, array[float]]:
+    """``(nslots, ncols, values)`` of a chunk: its columns back to back in one array.
+
+    Column ``j`` is ``values[j * nslots : (j + 1) * nslots]``. The query path copies the
+    slot ranges it needs straight from here (no per-column intermediate arrays), and the
+    read cache keeps this one array per chunk.
+    """
     codec, _version, ncols, nslots = _CHUNK_HEADER.unpack_from(blob)
     if codec != CODEC_ZLIB_SHUFFLE:
         raise ValueError(f"unknown chunk codec {codec}")
     flat = array("d")
-    flat.frombytes(_unshuffle(zlib.decompress(blob[_CHUNK_HEADER.size :])))
+    flat.frombytes(_unshuffle(zlib.decompress(memoryview(blob)[_CHUNK_HEADER.size :])))
     if not _LITTLE:  # pragma: no cover
         flat.byteswap()
+    return nslots, ncols, flat
+
+
+def decode_chunk(blob: bytes) -> tuple[int, list[array[float]]]:
+    """``(nslots, columns)`` of a chunk written by ``encode_chunk``."""
+    nslots, ncols, flat = decode_flat(blob)
     return nslots, [flat[i * nslots : (i + 1) * nslots] for i in range(ncols)]

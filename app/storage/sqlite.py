@@ -27,19 +27,20 @@ import sqlite3
 import threading
 import zlib
 from array import array
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from app.clock import Clock, SystemClock
 from app.errors import QueryError, StorageError, StorageFullError
 from app.models import Labels, Snapshot
 from app.storage import rollup
 from app.storage.base import RangeQuery, SeriesResult, StoreStats
+from app.storage.cache import DEFAULT_CHUNK_CACHE_BYTES, ChunkCache
 from app.storage.config import TIER_STEP_SECONDS, RetentionConfig
-from app.storage.encoding import NAN, decode_chunk, encode_chunk, pack_row, unpack_row
+from app.storage.encoding import NAN, decode_flat, encode_chunk, pack_row, unpack_row
 from app.storage.migrations import migrate
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ aggregates are computed in one piece, at C speed); beyond it buckets are summari
 per segment and merged, which keeps memory bounded even for ``max_points=1`` over
 decades."""
 WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
+_AGG_STAT = {"mean": rollup.MEAN, "min": rollup.MIN, "max": rollup.MAX}
+_CountMemo: TypeAlias = "dict[str, tuple[array[float], list[float]]]"
 _EPS = 1e-9
 
 
@@ -178,6 +181,9 @@ class SQLiteStore:
 
     ``max_size_bytes`` optionally caps the main file (``PRAGMA max_page_count``); a write
     past it fails with ``StorageFullError`` exactly like a full disk.
+
+    ``chunk_cache_bytes`` bounds the LRU of decoded rollup chunks that long-range
+    queries reuse (``cache.py``); 0 disables it.
     """
 
     backend = "sqlite"
@@ -189,6 +195,7 @@ class SQLiteStore:
         interval_seconds: float,
         clock: Clock | None = None,
         max_size_bytes: int | None = None,
+        chunk_cache_bytes: int = DEFAULT_CHUNK_CACHE_BYTES,
     ) -> None:
         if interval_seconds <= 0:
             raise ValueError("interval_seconds must be positive")
@@ -214,6 +221,8 @@ class SQLiteStore:
         self._proc_span = CHUNK_SPAN_SECONDS["raw"]
         self._late_grace = max(2.0 * self._interval, 5.0)
         self._max_size = max_size_bytes
+        self._chunk_cache = ChunkCache(chunk_cache_bytes) if chunk_cache_bytes > 0 else None
+        """Decoded rollup chunks for queries (see cache.py); None when disabled."""
 
         self._writer: sqlite3.Connection | None = None
         self._write_lock = threading.RLock()
@@ -352,6 +361,8 @@ class SQLiteStore:
                 idle.append(self._pool.get_nowait())
         for conn in idle:
             self._discard(conn)
+        if self._chunk_cache is not None:
+            self._chunk_cache.clear()
 
     def _discard(self, conn: sqlite3.Connection) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -543,17 +554,26 @@ class SQLiteStore:
         n: int,
         nfields: int,
         step: float | None = None,
+        stats: Collection[int] | None = None,
+        cached: bool = False,
     ) -> list[array[float]]:
         """Columns of ``n`` slots from ``t0`` at the tier's step: chunks, then hot rows.
 
         Raw: one column per field, NaN = no value. Rollups: four columns per field
-        (mean, min, max, count) with ``rollup.GAP`` for empty buckets.
+        (mean, min, max, count) with ``rollup.GAP`` for empty buckets. ``stats`` (rollups
+        only) limits the work to those statistics (e.g. mean and count for a mean query):
+        the other columns come back empty, which halves the copying. ``cached``: decode
+        rollup chunks through the read cache (queries only; maintenance reads each window
+        once and would just evict what queries reuse).
         """
         step = tier.step if step is None else step
         stride = 1 if tier.code == 0 else rollup.STATS_PER_FIELD
         gap = [NAN] if stride == 1 else list(rollup.GAP)
-        cols = [array("d", [gap[j % stride]]) * n for j in range(nfields * stride)]
-        ncols = len(cols)
+        ncols = nfields * stride
+        wanted = [j for j in range(ncols) if stats is None or j % stride in stats]
+        cols = [array("d") for _ in range(ncols)]
+        for j in wanted:
+            cols[j] = array("d", [gap[j % stride]]) * n
         t_end = t0 + n * step
         for start, width, data in _all(
             conn,
@@ -561,7 +581,8 @@ class SQLiteStore:
             "AND start > ? AND start < ? ORDER BY start",
             (tier.code, sid, t0 - tier.span - step, t_end),
         ):
-            nslots, ccols = decode_chunk(data)
+            nslots, cn, flat = self._decoded(tier, data) if cached else decode_flat(data)
+            present = [j for j in wanted if j < cn]
             base = _floor_to(float(start), float(width))
             offset = (base - t0) / step
             if abs(float(width) - step) < _EPS and abs(offset - round(offset)) < 1e-6:
@@ -569,15 +590,18 @@ class SQLiteStore:
                 lo = max(0, -off)
                 hi = min(nslots, n - off)
                 if lo < hi:
-                    for j in range(min(ncols, len(ccols))):
-                        cols[j][off + lo : off + hi] = ccols[j][lo:hi]
+                    for j in present:
+                        o = j * nslots
+                        cols[j][off + lo : off + hi] = flat[o + lo : o + hi]
             else:  # written with another slot width (the interval changed): map per slot
                 for i in range(nslots):
                     k = math.floor((base + i * float(width) - t0) / step + 0.5)
                     if 0 <= k < n:
-                        for j in range(min(ncols, len(ccols))):
-                            v = ccols[j][i]
-                            if v == v and (stride == 1 or ccols[j - j % stride + 3][i] > 0):
+                        for j in present:
+                            v = flat[j * nslots + i]
+                            if v == v and (
+                                stride == 1 or flat[(j - j % stride + 3) * nslots + i] > 0
+                            ):
                                 cols[j][k] = v
         half = step / 2
         for ts, data in _all(
@@ -588,9 +612,22 @@ class SQLiteStore:
             k = math.floor((float(ts) - t0) / step + 0.5)
             if 0 <= k < n:
                 row = unpack_row(data)
-                for j in range(min(ncols, len(row))):
+                for j in wanted if len(row) >= ncols else [j for j in wanted if j < len(row)]:
                     cols[j][k] = row[j]
         return cols
+
+    def _decoded(self, tier: _Tier, blob: bytes) -> tuple[int, int, array[float]]:
+        """``decode_flat(blob)``, through the read cache for rollup tiers.
+
+        The cache is keyed by the compressed bytes themselves, so it can never serve a
+        stale chunk: a window that compaction rewrites (late rows merged in) has other
+        bytes, and a chunk that retention deleted is never fetched again; both just age
+        out. Raw chunks bypass it (short queries, big windows: they would only evict the
+        year-long rollup reads it is for).
+        """
+        if tier.code == 0 or self._chunk_cache is None:
+            return decode_flat(blob)
+        return self._chunk_cache.get(blob)
 
     def _series_id(self, conn: sqlite3.Connection, metric: str, labels: Labels) -> int:
         row = _one(
@@ -672,7 +709,7 @@ class SQLiteStore:
                     sid = self._series_id(conn, q.metric, labels)
                     names = self._field_names(conn, sid)
                     if factor == 1:  # n <= max_points slots: fill them all
-                        cols = self._fill(conn, tier, sid, t0, n, len(names))
+                        cols = self._fill(conn, tier, sid, t0, n, len(names), cached=True)
                         self._mask_expired(tier, cols, t0, now)
                         fields = {
                             name: self._values(tier, cols, i, q.agg) for i, name in enumerate(names)
@@ -704,7 +741,8 @@ class SQLiteStore:
         stride = 1 if tier.code == 0 else rollup.STATS_PER_FIELD
         gap = [NAN] if stride == 1 else list(rollup.GAP)
         for j, col in enumerate(cols):
-            col[0:cut] = array("d", [gap[j % stride]]) * cut
+            if col:  # empty: a statistic the caller did not ask _fill for
+                col[0:cut] = array("d", [gap[j % stride]]) * cut
 
     @staticmethod
     def _expired_slots(tier: _Tier, t0: float, now: float) -> int:
@@ -799,12 +837,17 @@ class SQLiteStore:
         ]
         cnt = [array("d", [0.0]) * n for _ in range(nfields)]
         first = max(0, self._expired_slots(tier, t0, now))
+        # Aligned rollup buckets need only the asked statistic and the counts; the
+        # unaligned path (huge factors) merges whole stats with rollup.merge.
+        aligned = tier.code != 0 and factor <= ALIGN_FACTOR_LIMIT
+        stats = (_AGG_STAT[agg], rollup.COUNT) if aligned else None
         for lo, hi in self._segments(conn, tier, sid, t0, n * factor, first, factor):
             seg_t0 = t0 + lo * tier.step
-            cols = self._fill(conn, tier, sid, seg_t0, hi - lo, nfields)
+            cols = self._fill(conn, tier, sid, seg_t0, hi - lo, nfields, stats=stats, cached=True)
             self._mask_expired(tier, cols, seg_t0, now)
+            shared: _CountMemo = {}
             for i in range(nfields):
-                b0, part, pcnt = self._bucket_partials(tier, cols, i, lo, hi, factor, agg)
+                b0, part, pcnt = self._bucket_partials(tier, cols, i, lo, hi, factor, agg, shared)
                 _combine(acc[i], cnt[i], b0, part, pcnt, agg)
         fields: dict[str, list[float | None]] = {}
         for i, name in enumerate(names):
@@ -818,10 +861,22 @@ class SQLiteStore:
 
     @staticmethod
     def _bucket_partials(
-        tier: _Tier, cols: list[array[float]], i: int, lo: int, hi: int, factor: int, agg: str
+        tier: _Tier,
+        cols: list[array[float]],
+        i: int,
+        lo: int,
+        hi: int,
+        factor: int,
+        agg: str,
+        shared: _CountMemo | None = None,
     ) -> tuple[int, list[float], list[float]]:
         """Field ``i`` of slots ``[lo, hi)`` per output bucket: ``(first bucket, partials,
-        counts)``; a partial is the sum (agg mean), min or max of the bucket's values."""
+        counts)``; a partial is the sum (agg mean), min or max of the bucket's values.
+
+        ``shared`` (one dict per segment) remembers the last field's count column and
+        bucket counts: the fields of a group are nearly always present in the same
+        ticks, so their count columns are equal (compared at C speed through
+        memoryviews) and the bucket counts are summed once, not once per field."""
         b0 = lo // factor
         nb = (hi - 1) // factor - b0 + 1
         if tier.code == 0:
@@ -858,11 +913,21 @@ class SQLiteStore:
         # ``factor`` slots give each bucket's count and weighted sum by one subtraction;
         # min/max run ``map(min, *strided slices)``. The rounding error of the prefix sums
         # (~1e-13 relative) is far below display.
+        # islice keeps every ``factor``-th prefix sum without listing the others.
         total = hi - lo
-        cum_n = [0.0, *accumulate(cnts)][::factor]
-        counts = list(map(operator.sub, cum_n[1:], cum_n[:-1]))
+        memo = shared.get("counts") if shared is not None else None
+        if memo is not None and memoryview(memo[0]) == memoryview(cnts):
+            counts = memo[1]
+        else:
+            cum_n = [0.0, *islice(accumulate(cnts), factor - 1, None, factor)]
+            counts = list(map(operator.sub, cum_n[1:], cum_n[:-1]))
+            if shared is not None:
+                shared["counts"] = (cnts, counts)
         if agg == "mean":
-            cum_s = [0.0, *accumulate(map(operator.mul, means, cnts))][::factor]
+            cum_s = [
+                0.0,
+                *islice(accumulate(map(operator.mul, means, cnts)), factor - 1, None, factor),
+            ]
             return b0, list(map(operator.sub, cum_s[1:], cum_s[:-1])), counts
         src, fold = (mins, min) if agg == "min" else (maxs, max)
         return b0, list(map(fold, *(src[o:total:factor] for o in range(factor)))), counts

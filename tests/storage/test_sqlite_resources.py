@@ -155,9 +155,9 @@ def test_query_from_1970_is_max_points_buckets_and_fills_only_stored_slots(
     filled: list[int] = []
     fill = SQLiteStore._fill
 
-    def counting_fill(self: SQLiteStore, *args: Any) -> Any:
+    def counting_fill(self: SQLiteStore, *args: Any, **kwargs: Any) -> Any:
         filled.append(args[4])  # (conn, tier, sid, t0, n, nfields): n slots
-        return fill(self, *args)
+        return fill(self, *args, **kwargs)
 
     monkeypatch.setattr(SQLiteStore, "_fill", counting_fill)
     r = store.query(RangeQuery("cpu", 0.0, now))
