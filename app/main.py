@@ -169,7 +169,7 @@ def create_app(
         scheduler = None
         if run_scheduler:
             scheduler = start_scheduler(
-                loop.tick, the_settings.collection.interval_seconds, the_clock
+                loop.tick_unless_busy, the_settings.collection.interval_seconds, the_clock
             )
         logger.info(
             "sysmon %s collecting %s every %ss into %s",

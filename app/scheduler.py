@@ -107,10 +107,23 @@ class CollectionLoop:
         self._consumer_streaks = {name: _Streak(f"consumer {name}") for name, _ in consumers}
         self._lock = threading.Lock()
         self.ticks = 0
+        self.skipped = 0
 
     def tick(self) -> Snapshot:
         with self._lock:
             return self._tick()
+
+    def tick_unless_busy(self) -> Snapshot | None:
+        """What the scheduler calls: a tick that finds another still running is skipped
+        (counted in ``skipped``), never queued behind it."""
+        if not self._lock.acquire(blocking=False):
+            self.skipped += 1
+            logger.warning("collection tick skipped: the previous one is still running")
+            return None
+        try:
+            return self._tick()
+        finally:
+            self._lock.release()
 
     def _tick(self) -> Snapshot:
         wall = self._clock.time()
@@ -226,6 +239,10 @@ def start_scheduler(tick: Callable[[], Any], interval_seconds: int, clock: Clock
     scheduler = BackgroundScheduler(timezone=UTC)
     now = clock.time()
     first = math.floor(now / interval_seconds + 1) * interval_seconds
+    # Runs land on whole multiples of the interval (an IntervalTrigger computes each run
+    # from the previous *scheduled* time, so it never drifts). One extra run right away
+    # fills /current without waiting up to a whole interval; ``tick`` must skip when a
+    # run is still going (``CollectionLoop.tick_unless_busy``) so the two never overlap.
     scheduler.add_job(
         tick,
         IntervalTrigger(seconds=interval_seconds, start_date=datetime.fromtimestamp(first, tz=UTC)),
@@ -233,7 +250,7 @@ def start_scheduler(tick: Callable[[], Any], interval_seconds: int, clock: Clock
         max_instances=1,
         coalesce=True,
         misfire_grace_time=interval_seconds,
-        next_run_time=datetime.now(UTC),
     )
+    scheduler.add_job(tick, id="collect-now", misfire_grace_time=interval_seconds)
     scheduler.start()
     return scheduler

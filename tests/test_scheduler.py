@@ -215,17 +215,20 @@ def test_apscheduler_runs_on_whole_interval_boundaries_without_overlap() -> None
     from app.scheduler import start_scheduler
 
     fired: list[float] = []
-    running = threading.Event()
-    overlaps = 0
+    busy = threading.Lock()
+    skipped = 0
 
     def slow_tick() -> None:
-        nonlocal overlaps
-        if running.is_set():
-            overlaps += 1
-        running.set()
-        fired.append(time.time())
-        time.sleep(1.3)  # slower than the interval: must not pile up
-        running.clear()
+        # Shaped like CollectionLoop.tick_unless_busy: a run that finds one going skips.
+        nonlocal skipped
+        if not busy.acquire(blocking=False):
+            skipped += 1
+            return
+        try:
+            fired.append(time.time())
+            time.sleep(1.3)  # slower than the interval: must not pile up
+        finally:
+            busy.release()
 
     scheduler = start_scheduler(slow_tick, 1, SystemClock())
     try:
@@ -234,8 +237,8 @@ def test_apscheduler_runs_on_whole_interval_boundaries_without_overlap() -> None
             time.sleep(0.05)
     finally:
         scheduler.shutdown(wait=True)
-    assert overlaps == 0
     assert len(fired) >= 3
+    assert all(b - a >= 1.3 for a, b in itertools.pairwise(fired)), "runs never overlap"
     # After the immediate first run, runs are anchored to whole seconds (no drift) and,
     # since each run takes 1.3 s, every other slot is skipped rather than queued.
     later = fired[1:]
@@ -243,3 +246,23 @@ def test_apscheduler_runs_on_whole_interval_boundaries_without_overlap() -> None
         assert abs(t - round(t)) < 0.3, later
     gaps = [b - a for a, b in itertools.pairwise(later)]
     assert all(1.5 < g < 2.5 for g in gaps), gaps
+
+
+def test_tick_unless_busy_skips_instead_of_queueing() -> None:
+    clock = FakeClock()
+    hanging = Hanging()
+    loop, published = make_loop({"hanging": hanging}, [], clock, timeout=5)
+    worker = threading.Thread(target=loop.tick)
+    worker.start()
+    import time
+
+    deadline = time.monotonic() + 5
+    while not hanging.calls and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert loop.tick_unless_busy() is None
+    assert loop.skipped == 1
+    hanging.release.set()
+    worker.join(5)
+    assert loop.tick_unless_busy() is not None
+    assert len(published) == 2
+    loop.close()
