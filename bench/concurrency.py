@@ -28,10 +28,7 @@ import asyncio
 import json
 import os
 import random
-import re
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,7 +38,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.loadgen import _ms
+from bench import loadgen
+from bench.loadgen import LoadResult
 from bench.proctree import sample_tree
 from tests.support.process import free_port, spawn_service, wait_healthy
 
@@ -124,82 +122,20 @@ class HealthPoller:
         self._thread.join(timeout=15)
 
 
-def run_wrk(base: str, clients: int, seconds: int, script: Path) -> dict[str, float]:
+def run_wrk(base: str, clients: int, seconds: int) -> LoadResult:
     paths = ", ".join(json.dumps(path) for _, path, weight in MIX for _ in range(weight))
-    script.write_text(LUA % paths)
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t2",
-            f"-c{clients}",
-            f"-d{seconds}s",
-            "--latency",
-            "--timeout",
-            "10s",
-            "-s",
-            str(script),
-            base,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=seconds + 60,
-    ).stdout
-    sys.stderr.write(out)
-    lat = {m.group(1): _ms(m.group(2)) for m in re.finditer(r"^\s+(\d+)%\s+(\S+)", out, re.M)}
-    reqs = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    non2xx = 0
-    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
-        non2xx = int(m.group(1))
-    sock = 0
-    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
-        sock = sum(int(g) for g in m.groups())
-    return {
-        "requests": reqs,
-        "rps": rps,
-        "p50": lat["50"],
-        "p99": lat["99"],
-        "non2xx": non2xx,
-        "sock": sock,
-    }
+    return loadgen.run_wrk(base, clients, seconds, lua=LUA % paths, timeout="10s")
 
 
-async def run_python(base: str, clients: int, seconds: int) -> dict[str, float]:
-    """Closed-loop asyncio fallback (weaker: the client competes for the same cores)."""
+def run_python(base: str, clients: int, seconds: int) -> LoadResult:
     rng = random.Random(6)
     choices = [path for _, path, weight in MIX for _ in range(weight)]
-    lat: list[float] = []
-    bad = sock = 0
-    stop = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10) as client:
 
-        async def worker() -> None:
-            nonlocal bad, sock
-            while time.monotonic() < stop:
-                now = int(time.time())
-                path = rng.choice(choices).format(now_300=now - 300, now_30=now - 30)
-                t0 = time.perf_counter()
-                try:
-                    r = await client.get(path)
-                    bad += r.status_code >= 300
-                except httpx.HTTPError:
-                    sock += 1
-                lat.append((time.perf_counter() - t0) * 1000)
+    def next_url() -> str:
+        now = int(time.time())
+        return base + rng.choice(choices).format(now_300=now - 300, now_30=now - 30)
 
-        t0 = time.monotonic()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        elapsed = time.monotonic() - t0
-    q = statistics.quantiles(lat, n=100)
-    return {
-        "requests": len(lat),
-        "rps": len(lat) / elapsed,
-        "p50": q[49],
-        "p99": q[98],
-        "non2xx": bad,
-        "sock": sock,
-    }
+    return asyncio.run(loadgen.python_load(next_url, clients, seconds, timeout=10))
 
 
 def stored_ticks(base: str, start: float, end: float) -> tuple[int, int, list[float]]:
@@ -267,10 +203,8 @@ def main() -> int:
         c0 = sample_tree(proc.pid)
         w0 = time.time()
         m0 = time.monotonic()
-        if tool == "wrk":
-            res = run_wrk(base, args.clients, args.seconds, tmp / "mix.lua")
-        else:
-            res = asyncio.run(run_python(base, args.clients, args.seconds))
+        run = run_wrk if tool == "wrk" else run_python
+        res = run(base, args.clients, args.seconds)
         elapsed = time.monotonic() - m0
         w1 = time.time()
         c1 = sample_tree(proc.pid)
@@ -286,12 +220,12 @@ def main() -> int:
         tool=tool,
         clients=args.clients,
         seconds=elapsed,
-        requests=int(res["requests"]),
-        rps=res["rps"],
-        p50_ms=res["p50"],
-        p99_ms=res["p99"],
-        non_2xx=int(res["non2xx"]),
-        socket_errors=int(res["sock"]),
+        requests=res.requests,
+        rps=res.rps,
+        p50_ms=res.p50_ms,
+        p99_ms=res.p99_ms,
+        non_2xx=res.non_2xx,
+        socket_errors=res.socket_errors,
         ticks_stored=stored,
         slots=slots,
         missing_slots=missing,

@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -30,6 +31,8 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     mean_ms: float
+    non_2xx: int = 0
+    socket_errors: int = 0
 
 
 _UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -54,7 +57,12 @@ end
 
 
 def run_wrk(
-    url: str, connections: int, seconds: int, threads: int = 2, lua: str | None = None
+    url: str,
+    connections: int,
+    seconds: int,
+    threads: int = 2,
+    lua: str | None = None,
+    timeout: str = "5s",
 ) -> LoadResult:
     extra: list[str] = []
     if lua is not None:
@@ -70,7 +78,7 @@ def run_wrk(
             f"-d{seconds}s",
             "--latency",
             "--timeout",
-            "5s",
+            timeout,
             url,
         ],
         capture_output=True,
@@ -82,50 +90,68 @@ def run_wrk(
     mean = _ms(re.search(r"Latency\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     reqs = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    errors = 0
+    non2xx = sock = 0
     if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
-        errors += int(m.group(1))
+        non2xx = int(m.group(1))
     if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
-        errors += sum(int(g) for g in m.groups())
+        sock = sum(int(g) for g in m.groups())
     return LoadResult(
-        "wrk", url, connections, seconds, reqs, errors, rps, lat["50"], lat["99"], mean
+        "wrk",
+        url,
+        connections,
+        seconds,
+        reqs,
+        non2xx + sock,
+        rps,
+        lat["50"],
+        lat["99"],
+        mean,
+        non_2xx=non2xx,
+        socket_errors=sock,
     )
 
 
-async def _python_load(url: str, connections: int, seconds: float) -> LoadResult:
+async def python_load(
+    url: str | Callable[[], str], connections: int, seconds: float, timeout: float = 5
+) -> LoadResult:
+    """Closed-loop asyncio client (weaker than wrk: it competes for the same cores).
+    ``url`` may be a function returning the URL of each request (a mix of endpoints)."""
+    next_url = url if callable(url) else (lambda: url)
     latencies: list[float] = []
-    errors = 0
+    non2xx = sock = 0
     stop = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(limits=limits, timeout=5) as client:
+    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
 
         async def worker() -> None:
-            nonlocal errors
+            nonlocal non2xx, sock
             while time.monotonic() < stop:
                 t0 = time.perf_counter()
                 try:
-                    r = await client.get(url)
-                    if r.status_code != 200:
-                        errors += 1
+                    r = await client.get(next_url())
+                    non2xx += not 200 <= r.status_code < 300
                 except httpx.HTTPError:
-                    errors += 1
+                    sock += 1
                 latencies.append((time.perf_counter() - t0) * 1000)
 
         t0 = time.monotonic()
         await asyncio.gather(*(worker() for _ in range(connections)))
         elapsed = time.monotonic() - t0
     q = statistics.quantiles(latencies, n=100)
+    label = url if isinstance(url, str) else "mix"
     return LoadResult(
         "python-httpx",
-        url,
+        label,
         connections,
         elapsed,
         len(latencies),
-        errors,
+        non2xx + sock,
         len(latencies) / elapsed,
         q[49],
         q[98],
         statistics.fmean(latencies),
+        non_2xx=non2xx,
+        socket_errors=sock,
     )
 
 
@@ -136,4 +162,4 @@ def load(
         return run_wrk(url, connections, seconds, lua=DISTINCT_URLS_LUA if distinct_urls else None)
     if distinct_urls:
         raise RuntimeError("distinct-URL load needs wrk (apt-get install wrk)")
-    return asyncio.run(_python_load(url, connections, seconds))
+    return asyncio.run(python_load(url, connections, seconds))
