@@ -166,12 +166,15 @@ class AlertStore:
                 self._conn.close()
                 self._conn = None
 
+    def _opened(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StorageError("alert store is not open")
+        return self._conn
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            conn = self._conn
-            if conn is None:
-                raise StorageError("alert store is not open")
+            conn = self._opened()
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 yield conn
@@ -188,9 +191,7 @@ class AlertStore:
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            conn = self._conn
-            if conn is None:
-                raise StorageError("alert store is not open")
+            conn = self._opened()
             try:
                 yield conn
             except sqlite3.Error as exc:
