@@ -1,4 +1,11 @@
-"""The ``sysmon`` command: ``serve``, ``collect --once``, ``config check``."""
+"""The ``sysmon`` command.
+
+sysmon serve     agent + server, supervised (what ``make run`` runs)
+sysmon agent     collectors, store writer, alerts (one per data directory)
+sysmon server    API, dashboard, live stream (``server.workers`` processes)
+sysmon collect   one JSON snapshot to stdout
+sysmon config check
+"""
 
 from __future__ import annotations
 
@@ -6,63 +13,132 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from app.clock import SystemClock
-from app.config import Settings, config_path_from_env, load_settings
+from app.config import CONFIG_ENV, Settings, config_path_from_env, load_settings
 from app.errors import ConfigError
 
+logger = logging.getLogger("app.cli")
 
-def _settings(path: str | None) -> Settings:
-    return load_settings(Path(path) if path else config_path_from_env())
+
+def _config_path(args: argparse.Namespace) -> Path | None:
+    given = getattr(args, "config", None)
+    return Path(given).resolve() if given else config_path_from_env()
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(_config_path(args))
+
+
+def _log_level(settings: Settings) -> None:
+    logging.getLogger().setLevel(settings.logging.level.upper())
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from app.agent.process import run_agent
+
+    settings = _settings(args)
+    _log_level(settings)
+    return run_agent(settings)
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings(args)
+    _log_level(settings)
+    host = args.host or settings.server.host
+    port = args.port or settings.server.port
+    common = {
+        "host": host,
+        "port": port,
+        "log_level": settings.logging.level.lower(),
+        "access_log": settings.server.access_log,
+    }
+    path = _config_path(args)
+    if settings.server.workers > 1:
+        # Workers import ``app.main:app``, built from the environment: pass them the
+        # config file, and tell them an agent is someone else's job.
+        if path is not None:
+            os.environ[CONFIG_ENV] = str(path)
+        os.environ["SYSMON_SERVER__START_AGENT"] = "false"
+        uvicorn.run("app.main:app", workers=settings.server.workers, **common)  # type: ignore[arg-type]
+        return 0
+    from app.main import create_app
+
+    app = create_app(settings, start_agent=False, config_path=path)
+    uvicorn.run(app, **common)  # type: ignore[arg-type]
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    """Agent and server as two supervised child processes; SIGTERM stops both."""
+    from app.agent.lock import is_held
+    from app.channel import data_dir
+    from app.supervisor import ChildSpec, Supervisor, sysmon_argv
 
-    settings = _settings(args.config)
-    if args.config:
-        os.environ["SYSMON_CONFIG"] = args.config
-    from app.main import create_app
+    settings = _settings(args)
+    _log_level(settings)
+    path = _config_path(args)
+    config = ["--config", str(path)] if path else []
+    server_args = [*config, "server"]
+    if args.host:
+        server_args += ["--host", args.host]
+    if args.port:
+        server_args += ["--port", str(args.port)]
+    folder = data_dir(settings.database.path)
+    supervisor = Supervisor(
+        [
+            ChildSpec("agent", sysmon_argv(*config, "agent"), may_wait=lambda: is_held(folder)),
+            ChildSpec("server", sysmon_argv(*server_args)),
+        ]
+    )
+    stop = threading.Event()
 
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    supervisor.start()
     host = args.host or settings.server.host
     port = args.port or settings.server.port
-    app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level=settings.logging.level.lower(),
-        access_log=settings.server.access_log,
-    )
+    logger.info("sysmon serving on http://%s:%s/ (agent + server)", host, port)
+    stop.wait()
+    logger.info("sysmon stopping")
+    supervisor.stop()
     return 0
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
+    from app.agent.collection import Collection
     from app.collectors.registry import discover
     from app.collectors.source import PsutilSource
-    from app.scheduler import CollectionLoop
     from app.serialize import snapshot_document
 
-    settings = _settings(args.config)
-    collectors = discover().build(settings.collectors, PsutilSource())
-    loop = CollectionLoop(
-        collectors,
+    settings = _settings(args)
+    source = PsutilSource()
+    registry = discover(plugins=settings.collection.plugins)
+    collection = Collection(
+        registry.build(settings.collectors, source),
         SystemClock(),
-        consumers=[],
-        on_snapshot=lambda s, m: None,
-        timeout_seconds=settings.collection.collector_timeout_seconds,
+        deadline_seconds=max(settings.collection.deadline_seconds, 5.0),
     )
     try:
         # Rates and CPU percentages need two samples: take a baseline, wait, sample again.
-        loop.tick()
+        collection.tick(time.time())
         time.sleep(args.wait)
-        snapshot = loop.tick()
+        snapshot = collection.tick(time.time())
     finally:
-        loop.close()
+        collection.close()
+        source.close()
     document = snapshot_document(snapshot, settings.api.current_process_rows)
     sys.stdout.write(json.dumps(document, indent=2 if args.pretty else None, default=str) + "\n")
     return 0
@@ -71,23 +147,35 @@ def cmd_collect(args: argparse.Namespace) -> int:
 def cmd_config_check(args: argparse.Namespace) -> int:
     from app.main import validate_settings
 
-    settings = _settings(args.config)
+    settings = _settings(args)
     validate_settings(settings)
     sys.stdout.write("configuration OK\n")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    config_help = "config file (default: $SYSMON_CONFIG or config/config.yaml)"
     parser = argparse.ArgumentParser(prog="sysmon", description="Single-server system monitor")
-    parser.add_argument(
-        "--config", help="config file (default: $SYSMON_CONFIG or config/config.yaml)"
-    )
+    parser.add_argument("--config", help=config_help)
+    # ``--config`` works after the subcommand too (SUPPRESS keeps the earlier one).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help=config_help)
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the service (API, dashboard, collection)")
-    serve.add_argument("--host", help="bind address (default: server.host, 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default: server.port, 8000)")
-    serve.set_defaults(func=cmd_serve)
-    collect = sub.add_parser("collect", help="collect once and print a JSON snapshot")
+    for name, func, text in (
+        ("serve", cmd_serve, "run the whole monitor: agent + server, supervised"),
+        ("server", cmd_server, "run the API, dashboard and live stream only"),
+    ):
+        p = sub.add_parser(name, help=text, parents=[common])
+        p.add_argument("--host", help="bind address (default: server.host, 127.0.0.1)")
+        p.add_argument("--port", type=int, help="port (default: server.port, 8000)")
+        p.set_defaults(func=func)
+    agent = sub.add_parser(
+        "agent", help="run the collectors, store writer and alerts only", parents=[common]
+    )
+    agent.set_defaults(func=cmd_agent)
+    collect = sub.add_parser(
+        "collect", help="collect once and print a JSON snapshot", parents=[common]
+    )
     collect.add_argument("--once", action="store_true", default=True, help="(default) one snapshot")
     collect.add_argument(
         "--wait", type=float, default=1.0, help="seconds between the baseline and the sample"
@@ -96,13 +184,18 @@ def build_parser() -> argparse.ArgumentParser:
     collect.set_defaults(func=cmd_collect)
     config = sub.add_parser("config", help="configuration commands")
     config_sub = config.add_subparsers(dest="config_command", required=True)
-    check = config_sub.add_parser("check", help="validate the configuration and exit")
+    check = config_sub.add_parser(
+        "check", help="validate the configuration and exit", parents=[common]
+    )
     check.set_defaults(func=cmd_config_check)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)

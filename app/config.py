@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from app.alerts.config import AlertsConfig
@@ -36,13 +36,56 @@ class ServerConfig(BaseModel):
     dashboard_url: str | None = Field(
         default=None, description="Public URL of the dashboard, used in notifications"
     )
+    workers: int = Field(default=1, ge=1, le=64, description="API worker processes")
+    start_agent: bool = Field(
+        default=True,
+        description="Start and supervise a local agent when none holds the data directory",
+    )
 
 
 class CollectionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     interval_seconds: int = Field(default=1, ge=1, le=60)
-    collector_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    collector_timeout_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="Deadline of one collector run; below the interval (default 0.8 x it)",
+    )
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="Extra modules whose @register classes become collectors",
+    )
+
+    @field_validator("collector_timeout_seconds")
+    @classmethod
+    def _deadline_below_interval(cls, timeout: float | None, info: ValidationInfo) -> float | None:
+        interval = info.data.get("interval_seconds")
+        if timeout is not None and interval is not None and timeout >= interval:
+            raise ValueError(
+                f"must be below collection.interval_seconds ({timeout:g} >= {interval}): "
+                "a collector's run has to end before its next one is due"
+            )
+        return timeout
+
+    @property
+    def deadline_seconds(self) -> float:
+        """How long one collector run may take before its sample counts as missed."""
+        if self.collector_timeout_seconds is not None:
+            return self.collector_timeout_seconds
+        return 0.8 * self.interval_seconds
+
+
+class AgentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    socket: str | None = Field(
+        default=None,
+        description="Unix socket for live ticks (default: agent.sock in the data directory)",
+    )
+    integrity_check_seconds: float = Field(
+        default=30.0, ge=1, le=3600, description="How often the database is quick_check'ed"
+    )
 
 
 class ApiConfig(BaseModel):
@@ -73,6 +116,7 @@ class Settings(BaseSettings):
     server: ServerConfig = Field(default_factory=ServerConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     collection: CollectionConfig = Field(default_factory=CollectionConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
     collectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)

@@ -2,6 +2,7 @@
 
 SysmonError
  +-- ConfigError          invalid config file or environment; names the key
+ +-- DataDirLockedError   another agent holds the data directory (app.agent.lock)
  +-- CollectorError       one collector failed this tick (others go on)
  +-- StorageError         the time-series store could not read or write
  |    +-- StorageFullError   disk full / quota (ENOSPC); writes are buffered

@@ -1,18 +1,23 @@
-"""Application factory and lifespan.
+"""The server process: API, dashboard and live stream (``create_app``).
 
-``create_app(settings)`` builds nothing stateful by itself: the lifespan creates the store,
-collectors, live hub and scheduler, and closes them on shutdown, so each app (and each
-test) owns its own parts. ``app = create_app()`` is the uvicorn entry point
-(``uvicorn app.main:app``); it reads ``config/config.yaml`` (or ``$SYSMON_CONFIG``).
+The server never collects. It reads history from the store (opened read-only) and gets
+each tick from the agent over the live channel (``app.channel``). Unless told otherwise
+(``server.start_agent: false``, as ``sysmon serve`` and ``sysmon server`` do), it also
+starts an agent for the data directory when none holds it and supervises it, so the
+spec's ``uvicorn app.main:app`` alone gives a working monitor.
+
+``app`` is built on first access (module ``__getattr__``), from ``config/config.yaml``
+or ``$SYSMON_CONFIG``: importing this module does no work.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-import platform
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,27 +27,20 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
-from app.alerts.service import AlertService
+from app.alerts.store import AlertStore
+from app.api.alerts_view import AlertsView
 from app.api.cache import RangeCacheMiddleware, ResponseCache
 from app.api.deps import StoreReads
 from app.api.errors import install_handlers
+from app.api.feed import TickFeed
 from app.api.main import api_router
 from app.api.routes import metrics as metrics_routes
+from app.channel import TickSubscriber, data_dir, socket_path
 from app.clock import Clock, SystemClock
 from app.collectors.registry import CollectorRegistry, discover
 from app.config import Settings, config_path_from_env, load_settings
 from app.errors import ConfigError
 from app.live import LiveHub
-from app.models import Snapshot
-from app.scheduler import (
-    BufferedWriter,
-    CollectionLoop,
-    Consumer,
-    Latest,
-    LatestView,
-    start_scheduler,
-)
-from app.serialize import snapshot_document, to_json_bytes
 from app.storage.base import TimeSeriesStore
 
 logger = logging.getLogger(__name__)
@@ -61,7 +59,9 @@ def validate_settings(settings: Settings, registry: CollectorRegistry | None = N
 
     source = PsutilSource()
     try:
-        (registry or discover()).build(settings.collectors, source)
+        (registry or discover(plugins=settings.collection.plugins)).build(
+            settings.collectors, source
+        )
     finally:
         source.close()
     environ = resolve_environ(None)
@@ -70,7 +70,7 @@ def validate_settings(settings: Settings, registry: CollectorRegistry | None = N
             build_notifier(name, channel, environ)
 
 
-def _thresholds(settings: Settings) -> dict[str, dict[str, float]]:
+def thresholds(settings: Settings) -> dict[str, dict[str, float]]:
     """Warning/critical levels per ``metric.field`` from upper-bound alert rules (UI colours)."""
     out: dict[str, dict[str, float]] = {}
     for rule in settings.alerts.rules:
@@ -81,114 +81,95 @@ def _thresholds(settings: Settings) -> dict[str, dict[str, float]]:
     return out
 
 
-def _host_info(
-    settings: Settings, source: Any, collectors: list[str], clock: Clock
-) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "hostname": socket.gethostname(),
-        "os": f"{platform.system()} {platform.release()}",
-        "collectors": collectors,
-        "thresholds": _thresholds(settings),
-        "started_monotonic": clock.monotonic(),
-    }
-    getters: dict[str, Callable[[], Any]] = {
-        "boot_time": source.boot_time,
-        "cpu_count": lambda: source.cpu_count(logical=True),
-        "cpu_count_physical": lambda: source.cpu_count(logical=False),
-    }
-    for key, getter in getters.items():
-        try:
-            info[key] = getter()
-        except Exception:  # a missing sensor is not a reason to refuse to start
-            info[key] = None
-    return info
+def _agent_supervisor(settings: Settings, config_path: Path | None) -> Any:
+    """A supervisor that keeps one agent running for this data directory."""
+    from app.agent.lock import is_held
+    from app.supervisor import ChildSpec, Supervisor, sysmon_argv
+
+    folder = data_dir(settings.database.path)
+    args = ["--config", str(config_path)] if config_path else []
+    return Supervisor(
+        [
+            ChildSpec(
+                "agent",
+                sysmon_argv(*args, "agent"),
+                may_wait=lambda: is_held(folder),
+            )
+        ]
+    )
 
 
 def create_app(
     settings: Settings | None = None,
     *,
-    source: Any = None,
     clock: Clock | None = None,
     store: TimeSeriesStore | None = None,
-    registry: CollectorRegistry | None = None,
-    run_scheduler: bool = True,
+    channel: Path | None = None,
+    start_agent: bool | None = None,
+    config_path: Path | None = None,
 ) -> FastAPI:
-    """Build the FastAPI app. Parts not given are built from ``settings`` in the lifespan.
+    """Build the server app. Parts not given are built from ``settings`` in the lifespan.
 
-    ``run_scheduler=False`` leaves collection to the caller (tests call
-    ``app.state.loop.tick()`` to collect deterministically).
+    ``channel`` overrides the live-channel socket path; ``start_agent`` overrides
+    ``server.start_agent`` (tests run the agent in-process and pass ``False``).
     """
     the_settings = settings if settings is not None else load_settings(config_path_from_env())
+    supervise = the_settings.server.start_agent if start_agent is None else start_agent
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from app.collectors.source import PsutilSource
-
         the_clock = clock or SystemClock()
-        the_registry = registry or discover()
-        the_source = source if source is not None else PsutilSource()
-        collectors = the_registry.build(the_settings.collectors, the_source)
         the_store = store or _build_store(the_settings, the_clock)
         await anyio.to_thread.run_sync(the_store.open)
         hub = LiveHub()
-        import asyncio
-
         hub.bind(asyncio.get_running_loop())
-        latest = Latest()
-        writer = BufferedWriter(the_store, the_settings.database.write_buffer_max_ticks, the_clock)
-        rows = the_settings.api.current_process_rows
-
-        def on_snapshot(snapshot: Snapshot, mono: float) -> None:
-            body = to_json_bytes(snapshot_document(snapshot, rows))
-            latest.set(LatestView(snapshot=snapshot, body=body, monotonic=mono))
-            hub.publish(body)
-
-        consumers: list[tuple[str, Consumer]] = [("store", writer)]
-        alerts = _build_alerts(the_settings, the_clock)
-        await anyio.to_thread.run_sync(alerts.start)
-        consumers.append(("alerts", alerts))
-        loop = CollectionLoop(
-            collectors,
+        feed = TickFeed(hub, the_clock)
+        path = channel or socket_path(the_settings.database.path, the_settings.agent.socket)
+        subscriber = TickSubscriber(path, feed.on_frame)
+        task = asyncio.create_task(subscriber.run(), name="live-channel")
+        server_cfg = the_settings.server
+        alerts = AlertsView(
+            the_settings.alerts,
+            AlertStore(str(the_settings.database.path), create=False),
+            feed,
             the_clock,
-            consumers,
-            on_snapshot,
-            the_settings.collection.collector_timeout_seconds,
+            hostname=socket.gethostname,
+            dashboard_url=server_cfg.dashboard_url
+            or f"http://{server_cfg.host}:{server_cfg.port}/",
         )
+        supervisor = None
+        if supervise:
+            supervisor = _agent_supervisor(the_settings, config_path or config_path_from_env())
+            supervisor.start()
         app.state.settings = the_settings
         app.state.clock = the_clock
-        app.state.registry = the_registry
+        app.state.registry = discover(plugins=the_settings.collection.plugins)
         app.state.store = the_store
         app.state.store_reads = StoreReads(the_settings.api.store_threads)
         app.state.hub = hub
-        app.state.latest = latest
-        app.state.writer = writer
-        app.state.range_cache = ResponseCache(lambda: writer.generation)
-        app.state.loop = loop
+        app.state.feed = feed
+        app.state.subscriber = subscriber
+        app.state.supervisor = supervisor
+        app.state.range_cache = ResponseCache(lambda: feed.generation)
         app.state.alerts = alerts
-        app.state.host = _host_info(the_settings, the_source, sorted(collectors), the_clock)
-        scheduler = None
-        if run_scheduler:
-            scheduler = start_scheduler(
-                loop.tick_unless_busy, the_settings.collection.interval_seconds, the_clock
-            )
+        app.state.thresholds = thresholds(the_settings)
+        app.state.started = the_clock.monotonic()
         logger.info(
-            "sysmon %s collecting %s every %ss into %s",
+            "sysmon server %s reading %s; live ticks from %s%s",
             __version__,
-            ",".join(sorted(collectors)),
-            the_settings.collection.interval_seconds,
             the_settings.database.path,
+            path,
+            "; supervising the agent" if supervisor is not None else "",
         )
         try:
             yield
         finally:
-            if scheduler is not None:
-                await anyio.to_thread.run_sync(lambda: scheduler.shutdown(wait=True))
-            loop.close()
-            close_source = getattr(the_source, "close", None)
-            if callable(close_source):
-                close_source()
-            await anyio.to_thread.run_sync(writer.flush)
-            await anyio.to_thread.run_sync(alerts.stop)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if supervisor is not None:
+                await anyio.to_thread.run_sync(supervisor.stop)
+            await anyio.to_thread.run_sync(alerts.close)
             await anyio.to_thread.run_sync(the_store.close)
 
     app = FastAPI(
@@ -221,18 +202,7 @@ def _build_store(settings: Settings, clock: Clock) -> TimeSeriesStore:
         retention=settings.retention,
         interval_seconds=settings.collection.interval_seconds,
         clock=clock,
-    )
-
-
-def _build_alerts(settings: Settings, clock: Clock) -> AlertService:
-    server = settings.server
-    dashboard = server.dashboard_url or f"http://{server.host}:{server.port}/"
-    return AlertService.from_settings(
-        settings.alerts,
-        settings.database.path,
-        clock,
-        dashboard_url=dashboard,
-        hostname=socket.gethostname(),
+        readonly=True,
     )
 
 
@@ -247,4 +217,13 @@ def _app_from_environment() -> FastAPI:
         sys.exit(2)
 
 
-app = _app_from_environment()
+_built: dict[str, FastAPI] = {}
+
+
+def __getattr__(name: str) -> FastAPI:
+    """``app.main:app`` for uvicorn, built on first access (not at import)."""
+    if name != "app":
+        raise AttributeError(name)
+    if "app" not in _built:
+        _built["app"] = _app_from_environment()
+    return _built["app"]

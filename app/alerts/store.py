@@ -136,12 +136,30 @@ class Silence:
 
 
 class AlertStore:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, create: bool = True) -> None:
+        """``create=False`` (the server process): never create the file or the schema;
+        the connection opens on first use once the agent has created them."""
         self._path = path
+        self._create = create
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
 
     def open(self) -> None:
+        if not self._create:
+            try:
+                conn = sqlite3.connect(
+                    f"file:{self._path}?mode=rw",
+                    uri=True,
+                    timeout=5.0,
+                    check_same_thread=False,
+                    isolation_level=None,
+                )
+                conn.execute("PRAGMA busy_timeout=5000")
+                conn.execute("SELECT 1 FROM alert_silences LIMIT 1").fetchall()
+            except sqlite3.Error as exc:
+                raise StorageError(f"alert store not available yet: {exc}") from exc
+            self._conn = conn
+            return
         if self._path != ":memory:":
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -167,6 +185,8 @@ class AlertStore:
                 self._conn = None
 
     def _opened(self) -> sqlite3.Connection:
+        if self._conn is None and not self._create:
+            self.open()
         if self._conn is None:
             raise StorageError("alert store is not open")
         return self._conn

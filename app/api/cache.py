@@ -14,6 +14,10 @@ arrive while the first is still being answered wait for it instead of running th
 query again (after each tick every client misses at once; without this, 100 clients
 would run 100 identical queries). Queries with a relative (absent)
 ``start`` or ``end`` depend on the clock, not only on the store, and are never cached.
+
+The cache is bounded in entries and in body bytes (a few large answers must not hold
+hundreds of MiB): least recently used entries go first, and a change of generation frees
+every entry of the old one.
 """
 
 from __future__ import annotations
@@ -40,14 +44,40 @@ def cache_key(path: str, query_string: bytes) -> str | None:
     return f"{path}?{query_string.decode('latin-1')}"
 
 
+DEFAULT_MAX_ENTRIES = 256
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+
+
 class ResponseCache:
-    def __init__(self, generation: Callable[[], int], max_entries: int = 256) -> None:
+    """Bodies by key, valid for one store generation, bounded in entries and in bytes.
+
+    The least recently used entries are dropped until both bounds hold; a body larger than
+    ``max_bytes`` is not kept. Storing an entry of a new generation drops every entry of
+    another one: none of them can be served again. ``total_bytes`` is the bodies' size.
+    """
+
+    def __init__(
+        self,
+        generation: Callable[[], int],
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         self._generation = generation
         self._max = max_entries
+        self._max_bytes = max_bytes
         self._entries: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+        self._entries_generation: int | None = None
+        self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+
+    @property
+    def total_bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def generation(self) -> int:
         return self._generation()
@@ -74,10 +104,20 @@ class ResponseCache:
         if generation != self._generation():
             return  # the store changed while we queried: the body may be stale
         with self._lock:
+            if generation != self._entries_generation:
+                self._entries.clear()
+                self._bytes = 0
+                self._entries_generation = generation
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old[1])
+            if len(body) > self._max_bytes:
+                return  # would evict everything else and still not fit
             self._entries[key] = (generation, body)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+            self._bytes += len(body)
+            while len(self._entries) > self._max or self._bytes > self._max_bytes:
+                _, (_, evicted) = self._entries.popitem(last=False)
+                self._bytes -= len(evicted)
 
 
 class RangeCacheMiddleware:

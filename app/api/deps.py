@@ -12,11 +12,12 @@ from typing import Annotated, Any, TypeVar
 import anyio
 from fastapi import Depends, Request
 
+from app.api.feed import TickFeed
+from app.channel import TickSubscriber
 from app.clock import Clock
 from app.collectors.registry import CollectorRegistry
 from app.config import Settings
 from app.live import LiveHub
-from app.scheduler import BufferedWriter, Latest
 from app.storage.base import TimeSeriesStore
 
 
@@ -35,9 +36,14 @@ async def get_clock(request: Request) -> Clock:
     return clock
 
 
-async def get_latest(request: Request) -> Latest:
-    latest: Latest = request.app.state.latest
-    return latest
+async def get_feed(request: Request) -> TickFeed:
+    feed: TickFeed = request.app.state.feed
+    return feed
+
+
+async def get_subscriber(request: Request) -> TickSubscriber:
+    subscriber: TickSubscriber = request.app.state.subscriber
+    return subscriber
 
 
 async def get_hub(request: Request) -> LiveHub:
@@ -50,14 +56,9 @@ async def get_registry(request: Request) -> CollectorRegistry:
     return registry
 
 
-async def get_writer(request: Request) -> BufferedWriter:
-    writer: BufferedWriter = request.app.state.writer
-    return writer
-
-
-async def get_host(request: Request) -> dict[str, Any]:
-    host: dict[str, Any] = request.app.state.host
-    return host
+async def get_thresholds(request: Request) -> dict[str, dict[str, float]]:
+    found: dict[str, dict[str, float]] = request.app.state.thresholds
+    return found
 
 
 T = TypeVar("T")
@@ -86,9 +87,9 @@ async def get_store_reads(request: Request) -> StoreReads:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[TimeSeriesStore, Depends(get_store)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
-LatestDep = Annotated[Latest, Depends(get_latest)]
+FeedDep = Annotated[TickFeed, Depends(get_feed)]
+SubscriberDep = Annotated[TickSubscriber, Depends(get_subscriber)]
 HubDep = Annotated[LiveHub, Depends(get_hub)]
 RegistryDep = Annotated[CollectorRegistry, Depends(get_registry)]
-WriterDep = Annotated[BufferedWriter, Depends(get_writer)]
-HostDep = Annotated[dict[str, Any], Depends(get_host)]
+ThresholdsDep = Annotated[dict[str, dict[str, float]], Depends(get_thresholds)]
 StoreReadsDep = Annotated[StoreReads, Depends(get_store_reads)]

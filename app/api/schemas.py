@@ -41,21 +41,48 @@ class ProcessesResponse(BaseModel):
 
 
 class DatabaseHealth(BaseModel):
-    reachable: bool
+    reachable: bool = Field(description="The server can read the database")
     backend: str
     size_bytes: int | None
-    pending_writes: int
+    pending_writes: int = Field(description="Ticks the agent holds until the store recovers")
+    dropped_ticks: int = Field(description="Ticks dropped beyond the write buffer's bound")
     last_error: str | None
+    integrity: dict[str, Any] | None = Field(
+        description="The agent's last check: ok, problem, checked_at, full_checked_at"
+    )
+
+
+class AgentHealth(BaseModel):
+    connected: bool = Field(description="The server has a live channel to the agent")
+    pid: int | None
+    version: str | None
+    error: str | None
+    tick_lateness_ms: dict[str, float | None] | None = Field(
+        description="How late ticks started (p50, p99, max over the last hour)"
+    )
+    overruns: int | None
+
+
+class CollectorHealth(BaseModel):
+    missed_last_minute: int
+    missed_last_hour: int
+    missed_total: int
+    last_missed_at: float | None
+    last_reason: str | None
+    last_duration_ms: float | None
 
 
 class HealthResponse(BaseModel):
     status: Literal["ok", "degraded"]
+    problems: list[str] = Field(description="Why the status is degraded, one line each")
     version: str
     uptime_seconds: float
+    agent: AgentHealth
     database: DatabaseHealth
     last_collection_age_seconds: float | None
     collection_interval_seconds: int
-    collector_errors: dict[str, str]
+    collectors: dict[str, CollectorHealth]
+    collector_errors: dict[str, str] = Field(description="Collectors that failed the last tick")
     live_clients: int
 
 

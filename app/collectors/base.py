@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.models import Collected, MetricInfo
 
@@ -31,6 +31,11 @@ class CollectorOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
+    timeout_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        description="This collector's deadline (default collection.collector_timeout_seconds)",
+    )
 
 
 @runtime_checkable

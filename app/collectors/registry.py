@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -98,12 +98,21 @@ def _marked_classes(module: ModuleType) -> Iterator[Any]:
             yield obj
 
 
-def discover(package: str = "app.collectors") -> CollectorRegistry:
-    """Import every module of ``package`` and register the marked collector classes."""
+def discover(package: str = "app.collectors", plugins: Sequence[str] = ()) -> CollectorRegistry:
+    """Import every module of ``package`` and register the marked collector classes,
+    then those of each ``plugins`` module (``collection.plugins``: third-party
+    collectors, registered the same way)."""
     registry = CollectorRegistry()
     pkg = importlib.import_module(package)
     for info in pkgutil.iter_modules(pkg.__path__):
         module = importlib.import_module(f"{package}.{info.name}")
+        for cls in _marked_classes(module):
+            registry.add(cls)
+    for name in plugins:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError("collection.plugins", f"cannot import {name!r}: {exc}") from None
         for cls in _marked_classes(module):
             registry.add(cls)
     return registry

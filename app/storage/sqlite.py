@@ -196,6 +196,7 @@ class SQLiteStore:
         clock: Clock | None = None,
         max_size_bytes: int | None = None,
         chunk_cache_bytes: int = DEFAULT_CHUNK_CACHE_BYTES,
+        readonly: bool = False,
     ) -> None:
         if interval_seconds <= 0:
             raise ValueError("interval_seconds must be positive")
@@ -224,6 +225,10 @@ class SQLiteStore:
         self._chunk_cache = ChunkCache(chunk_cache_bytes) if chunk_cache_bytes > 0 else None
         """Decoded rollup chunks for queries (see cache.py); None when disabled."""
 
+        self._readonly = readonly
+        """A reader of a file another process writes (the server): ``open`` neither
+        creates nor migrates it, and queries fail (503) until the agent has created it."""
+        self._readable = False
         self._writer: sqlite3.Connection | None = None
         self._write_lock = threading.RLock()
         self._pool: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
@@ -250,7 +255,8 @@ class SQLiteStore:
     # ------------------------------------------------------------------ lifecycle
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
-            self._path,
+            f"file:{self._path}?mode=rw" if self._readonly else self._path,
+            uri=self._readonly,
             timeout=BUSY_TIMEOUT_MS / 1000,
             isolation_level=None,
             check_same_thread=False,
@@ -259,9 +265,17 @@ class SQLiteStore:
         return conn
 
     def open(self) -> None:
+        if self._readonly:
+            self._readable = True
+            self._closed = False
+            return
         try:
-            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
-            conn = self._connect()
+            old_umask = os.umask(0o077)  # the file holds command lines: 0600
+            try:
+                Path(self._path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                conn = self._connect()
+            finally:
+                os.umask(old_umask)
             self._ensure_incremental_vacuum(conn)
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -277,6 +291,7 @@ class SQLiteStore:
                 page = int(conn.execute("PRAGMA page_size").fetchone()[0])
                 conn.execute(f"PRAGMA max_page_count = {max(1, self._max_size // page)}")
             self._writer = conn
+            self._readable = True
             self._load_state(conn)
         except StorageError:
             raise
@@ -349,6 +364,7 @@ class SQLiteStore:
     def close(self) -> None:
         with self._write_lock:
             self._closed = True
+            self._readable = False
             if self._writer is not None:
                 try:
                     self._writer.close()
@@ -380,7 +396,7 @@ class SQLiteStore:
         to the next borrower and keep checkpoints from resetting the WAL). After an
         error it is closed instead, which finalizes whatever statement was left.
         """
-        if self._closed or self._writer is None:
+        if self._closed or not self._readable:
             raise StorageError("store is not open")
         conn = self._acquire()
         clean = False

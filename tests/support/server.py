@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -21,12 +22,18 @@ class RunningServer:
 
 
 @contextmanager
-def serve(app: FastAPI, port: int = 0) -> Iterator[RunningServer]:
+def serve(app: FastAPI, port: int = 0, **config_kwargs: Any) -> Iterator[RunningServer]:
+    """``config_kwargs`` go to ``uvicorn.Config`` (e.g. ``uvicorn_options(limits)``)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     bound = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
+    options: dict[str, Any] = {
+        "log_level": "warning",
+        "lifespan": "on",
+        "timeout_graceful_shutdown": 2,
+    }
+    config = uvicorn.Config(app, **(options | config_kwargs))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -1,6 +1,7 @@
 """Alert API: active alerts, history, rules, silences, test messages.
 
-The service comes from ``request.app.state.alerts`` (an ``AlertService``); when the app
+The backend comes from ``request.app.state.alerts`` (``AlertsBackend``: the server's
+``AlertsView``, or an ``AlertService`` in tests); when the app
 runs without alerting the routes answer 503. Handlers are plain ``def``: FastAPI runs
 them in its thread pool, so SQLite reads and the synchronous test send never block the
 event loop.
@@ -14,14 +15,17 @@ enforced, and every write route is covered without touching the handlers.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from collections.abc import Mapping
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.alerts.config import format_duration
+from app.alerts.config import AlertsConfig, format_duration
+from app.alerts.engine import ActiveAlert
 from app.alerts.notifiers.base import DeliveryError
-from app.alerts.service import AlertService, ChannelDisabledError, UnknownChannelError
+from app.alerts.rules import CompiledRule
+from app.alerts.service import ChannelDisabledError, HistoryEntry, UnknownChannelError
 from app.alerts.store import Silence
 from app.api.errors import query_instant, unprocessable
 from app.timeparse import parse_instant
@@ -40,14 +44,30 @@ async def require_admin() -> None:
     return None
 
 
-async def get_alerts(request: Request) -> AlertService:
-    service: AlertService | None = getattr(request.app.state, "alerts", None)
+class AlertsBackend(Protocol):
+    """What the alert routes need (both ``AlertsView`` and ``AlertService`` have it)."""
+
+    config: AlertsConfig
+    rules: list[CompiledRule]
+
+    def clock_time(self) -> float: ...
+    def active(self) -> list[ActiveAlert]: ...
+    def history(self, start: float, end: float, limit: int = 1000) -> list[HistoryEntry]: ...
+    def channel_types(self) -> dict[str, str]: ...
+    def silences(self) -> list[Silence]: ...
+    def add_silence(self, matchers: Mapping[str, str], until: float, comment: str) -> Silence: ...
+    def delete_silence(self, silence_id: int) -> bool: ...
+    def send_test(self, channel: str, timeout: float | None = None) -> None: ...
+
+
+async def get_alerts(request: Request) -> AlertsBackend:
+    service: AlertsBackend | None = getattr(request.app.state, "alerts", None)
     if service is None:
         raise HTTPException(status_code=503, detail="alerting is not enabled")
     return service
 
 
-AlertsDep = Annotated[AlertService, Depends(get_alerts)]
+AlertsDep = Annotated[AlertsBackend, Depends(get_alerts)]
 Admin = Depends(require_admin)
 
 

@@ -11,16 +11,16 @@ from starlette.routing import Route
 from app.api.cache import ResponseCache, cache_key
 from app.api.deps import (
     ClockDep,
-    LatestDep,
+    FeedDep,
     RegistryDep,
     SettingsDep,
     StoreDep,
     StoreReadsDep,
 )
 from app.api.errors import query_instant, unprocessable
+from app.api.feed import TickFeed
 from app.api.schemas import CurrentResponse, ProcessesResponse, SeriesResponse
 from app.models import Labels
-from app.scheduler import Latest
 from app.storage.base import RangeQuery
 from app.timeparse import parse_instant
 
@@ -40,8 +40,8 @@ async def current(request: Request) -> Response:
     """Also mounted as a plain Starlette route ahead of FastAPI's (see ``FAST_ROUTES``):
     it only returns bytes serialised once per tick, so the framework's per-request
     dependency machinery would be most of its cost."""
-    latest: Latest = request.app.state.latest
-    view = latest.get()
+    feed: TickFeed = request.app.state.feed
+    view = feed.get()
     if view is None:
         return JSONResponse(status_code=503, content=NOT_YET)
     return Response(content=view.body, media_type="application/json")
@@ -53,7 +53,7 @@ async def current(request: Request) -> Response:
     summary="Top processes by CPU or memory, live or at a past instant",
 )
 async def processes(
-    latest: LatestDep,
+    feed: FeedDep,
     store: StoreDep,
     reads: StoreReadsDep,
     limit: Annotated[int, Query(ge=1, le=100, description="How many processes (1-100)")] = 10,
@@ -75,12 +75,11 @@ async def processes(
             )
         timestamp, rows = found
     else:
-        view = latest.get()
+        view = feed.get()
         if view is None:
             return JSONResponse(status_code=503, content=NOT_YET)
-        timestamp = view.snapshot.timestamp
-        table = view.snapshot.results.get("processes")
-        rows = list(table.rows) if table is not None else []
+        timestamp = view.timestamp
+        rows = view.processes
     ordered = sorted(rows, key=lambda r: _number(r.get(key)), reverse=True)[:limit]
     return JSONResponse(
         {"timestamp": timestamp, "sort": sort, "limit": limit, "processes": ordered}

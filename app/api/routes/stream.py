@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import HubDep, LatestDep
+from app.api.deps import FeedDep, HubDep
 
 router = APIRouter(prefix="/api/v1", tags=["stream"])
 
@@ -30,13 +30,13 @@ def _event(body: bytes) -> bytes:
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-async def stream(request: Request, hub: HubDep, latest: LatestDep) -> StreamingResponse:
+async def stream(request: Request, hub: HubDep, feed: FeedDep) -> StreamingResponse:
     queue = hub.subscribe()
 
     async def events() -> AsyncIterator[bytes]:
         try:
             yield b"retry: 2000\n\n"
-            view = latest.get()
+            view = feed.get()
             if view is not None:
                 yield _event(view.body)
             while True:

@@ -1,0 +1,262 @@
+"""``Agent``: collection, storage and alerting wired together for one data directory.
+
+    agent = Agent(settings)          # parts not given are built from the settings
+    agent.start()                    # open the store, start threads, publish ticks
+    ...
+    agent.stop()                     # stop ticks, flush the writer, close everything
+
+Per tick (metronome thread): every collector on its own thread (``Collection``), then
+alert evaluation (no network: notifications go to channel workers), then the live frame
+to every server (``TickPublisher``, non-blocking), then the snapshot to the store writer
+(its own thread). ``start(schedule=False)`` leaves ticking to the caller and writes
+inline, so tests drive ``tick()`` with a fake clock and read the store right after.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from app import __version__
+from app.agent.collection import Collection, Metronome
+from app.agent.gaps import GapLog
+from app.agent.integrity import IntegrityWatch
+from app.agent.writer import BufferedWriter
+from app.alerts.service import AlertService
+from app.channel import TickPublisher, socket_path
+from app.clock import Clock, SystemClock
+from app.collectors.registry import CollectorRegistry, discover
+from app.config import Settings
+from app.models import Snapshot
+from app.serialize import snapshot_document, to_json_bytes
+from app.storage.base import TimeSeriesStore
+
+logger = logging.getLogger(__name__)
+
+
+def build_store(settings: Settings, clock: Clock) -> TimeSeriesStore:
+    from app.storage.sqlite import SQLiteStore
+
+    return SQLiteStore(
+        settings.database.path,
+        retention=settings.retention,
+        interval_seconds=settings.collection.interval_seconds,
+        clock=clock,
+    )
+
+
+def _host_facts(source: Any) -> dict[str, Any]:
+    facts: dict[str, Any] = {
+        "hostname": socket.gethostname(),
+        "os": f"{platform.system()} {platform.release()}",
+    }
+    getters: dict[str, Callable[[], Any]] = {
+        "boot_time": source.boot_time,
+        "cpu_count": lambda: source.cpu_count(logical=True),
+        "cpu_count_physical": lambda: source.cpu_count(logical=False),
+    }
+    for key, getter in getters.items():
+        try:
+            facts[key] = getter()
+        except Exception:  # a missing sensor is not a reason to refuse to start
+            facts[key] = None
+    return facts
+
+
+class Agent:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        source: Any = None,
+        clock: Clock | None = None,
+        store: TimeSeriesStore | None = None,
+        registry: CollectorRegistry | None = None,
+        channel: Path | None = None,
+    ) -> None:
+        from app.collectors.source import PsutilSource
+
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.registry = registry or discover(plugins=settings.collection.plugins)
+        self._own_source = source is None
+        self.source = source if source is not None else PsutilSource()
+        collectors = self.registry.build(settings.collectors, self.source)
+        deadline = settings.collection.deadline_seconds
+        self.collection = Collection(
+            collectors,
+            self.clock,
+            deadline,
+            GapLog(collectors),
+            deadlines=_collector_deadlines(settings, collectors),
+        )
+        self.store = store or build_store(settings, self.clock)
+        self.writer = BufferedWriter(
+            self.store, settings.database.write_buffer_max_ticks, self.clock
+        )
+        server = settings.server
+        self.alerts = AlertService.from_settings(
+            settings.alerts,
+            settings.database.path,
+            self.clock,
+            dashboard_url=server.dashboard_url or f"http://{server.host}:{server.port}/",
+            hostname=socket.gethostname(),
+        )
+        self.publisher = TickPublisher(
+            channel or socket_path(settings.database.path, settings.agent.socket)
+        )
+        self.integrity = IntegrityWatch(
+            str(settings.database.path), settings.agent.integrity_check_seconds
+        )
+        self.metronome = Metronome(settings.collection.interval_seconds, self.clock, self.tick)
+        self.host = _host_facts(self.source)
+        self._threaded = False
+        self.started_at: float | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self, schedule: bool = True) -> None:
+        self.store.open()
+        _private_file(str(self.settings.database.path))
+        self.integrity = IntegrityWatch(
+            str(self.settings.database.path), self.settings.agent.integrity_check_seconds
+        )
+        self.integrity.check(full=True)
+        self.alerts.start()
+        self.publisher.start()
+        self.started_at = self.clock.time()
+        self._threaded = schedule
+        if schedule:
+            self.writer.start()
+            self.integrity.start()
+            # A baseline run primes counters, so the first tick has every rate.
+            self.collection.tick(self.clock.time())
+            self.collection.gaps = GapLog(self.collection.names)
+            self.metronome.start()
+        logger.info(
+            "sysmon agent %s (pid %d) collecting %s every %ss into %s; live ticks on %s",
+            __version__,
+            os.getpid(),
+            ",".join(self.collection.names),
+            self.settings.collection.interval_seconds,
+            self.settings.database.path,
+            self.publisher.path,
+        )
+
+    def stop(self) -> None:
+        self.metronome.stop()
+        self.collection.close()
+        if self._own_source:
+            close = getattr(self.source, "close", None)
+            if callable(close):
+                close()
+        self.publisher.close()
+        self.integrity.stop()
+        self.writer.stop()
+        self.alerts.stop()
+        self.store.close()
+        logger.info("sysmon agent stopped (pid %d)", os.getpid())
+
+    # --- one tick ------------------------------------------------------------------------
+
+    def tick(self, ts: float | None = None) -> Snapshot:
+        """Collect, evaluate alerts, publish, hand to the writer (see the module doc)."""
+        stamp = self.clock.time() if ts is None else ts
+        snapshot = self.collection.tick(stamp)
+        self.alerts.consume(snapshot)
+        self.publish(snapshot)
+        self.writer.submit(snapshot)
+        if not self._threaded:
+            self.writer.step()
+        return snapshot
+
+    def publish(self, snapshot: Snapshot) -> None:
+        rows = self.settings.api.current_process_rows
+        body = to_json_bytes(snapshot_document(snapshot, rows))
+        table = snapshot.results.get("processes")
+        meta = {
+            "type": "tick",
+            "timestamp": snapshot.timestamp,
+            "generation": self.writer.generation,
+            "processes": list(table.rows) if table is not None else [],
+            "status": {**self.status(snapshot.timestamp), "errors": dict(snapshot.errors)},
+        }
+        self.publisher.publish(meta, body)
+
+    def status(self, now: float) -> dict[str, Any]:
+        stats = self.store.stats()
+        return {
+            "agent": {
+                "pid": os.getpid(),
+                "version": __version__,
+                "started_at": self.started_at,
+                "ticks": self.collection.ticks,
+                "overruns": self.metronome.overruns,
+                "tick_lateness_ms": self.metronome.lateness_ms(),
+                "live_channel_clients": self.publisher.client_count,
+            },
+            "host": {**self.host, "collectors": self.collection.names},
+            "collectors": {
+                name: {**report, "last_duration_ms": _ms(self.collection.durations().get(name))}
+                for name, report in self.collection.gaps.report(now).items()
+            },
+            "missing": self.collection.gaps.missing_now(now),
+            "database": {
+                "backend": stats.backend,
+                "path": stats.path,
+                "size_bytes": stats.size_bytes,
+                "pending_writes": self.writer.pending,
+                "dropped_ticks": self.writer.dropped,
+                "last_error": self.writer.last_error,
+                "integrity": self.integrity.status(),
+            },
+            "alerts": {
+                "enabled": self.alerts.config.enabled,
+                "active": [_active_json(a) for a in self.alerts.active()],
+            },
+        }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
+def _active_json(alert: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(alert)
+
+
+def _collector_deadlines(settings: Settings, collectors: dict[str, Any]) -> dict[str, float]:
+    """``collectors.<name>.timeout_seconds`` where given (each below the interval)."""
+    from app.errors import ConfigError
+
+    out: dict[str, float] = {}
+    interval = settings.collection.interval_seconds
+    for name in collectors:
+        value = (settings.collectors.get(name) or {}).get("timeout_seconds")
+        if value is None:
+            continue
+        if not 0 < float(value) < interval:
+            raise ConfigError(
+                f"collectors.{name}.timeout_seconds",
+                f"must be above 0 and below collection.interval_seconds ({interval})",
+            )
+        out[name] = float(value)
+    return out
+
+
+def _private_file(path: str) -> None:
+    """The database holds command lines: 0600, whatever the umask was when created."""
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.chmod(path + suffix, 0o600)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            logger.warning("cannot make %s private: %s", path + suffix, exc.strerror)

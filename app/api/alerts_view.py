@@ -1,0 +1,112 @@
+"""The alert API's backend in the server process.
+
+The agent evaluates rules and sends notifications; the server answers the alert routes
+from what the agent shares: active alerts from the latest tick frame, history and
+silences from the database (``AlertStore`` opened without creating anything). A silence
+written here is read by the agent at its next tick. A test message is sent from here,
+once, through the same notifier classes and channel secrets the agent uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from app.alerts.config import AlertsConfig, resolve_environ
+from app.alerts.engine import ActiveAlert
+from app.alerts.notifiers.base import DeliveryError, Notification
+from app.alerts.rules import CompiledRule, compile_rules
+from app.alerts.service import (
+    ChannelDisabledError,
+    HistoryEntry,
+    UnknownChannelError,
+    build_notifier,
+)
+from app.alerts.store import AlertStore, Silence
+from app.api.feed import TickFeed
+from app.clock import Clock
+
+
+class AlertsView:
+    def __init__(
+        self,
+        config: AlertsConfig,
+        store: AlertStore,
+        feed: TickFeed,
+        clock: Clock,
+        *,
+        hostname: Callable[[], str],
+        dashboard_url: str | None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.config = config
+        self.rules: list[CompiledRule] = compile_rules(config)
+        self._store = store
+        self._feed = feed
+        self._clock = clock
+        self._hostname = hostname
+        self._dashboard_url = dashboard_url
+        self._environ = environ
+
+    def close(self) -> None:
+        self._store.close()
+
+    def clock_time(self) -> float:
+        return self._clock.time()
+
+    def active(self) -> list[ActiveAlert]:
+        view = self._feed.get()
+        if view is None:
+            return []
+        found: list[dict[str, Any]] = view.status.get("alerts", {}).get("active", [])
+        return [ActiveAlert(**a) for a in found]
+
+    def history(self, start: float, end: float, limit: int = 1000) -> list[HistoryEntry]:
+        events = self._store.events(start, end, limit)
+        deliveries = self._store.deliveries([e.id for e in events])
+        return [HistoryEntry(e, deliveries.get(e.id, [])) for e in events]
+
+    def channel_types(self) -> dict[str, str]:
+        return {name: cfg.type for name, cfg in self.config.channels.items()}
+
+    def silences(self) -> list[Silence]:
+        return self._store.silences(self._clock.time())
+
+    def add_silence(self, matchers: Mapping[str, str], until: float, comment: str) -> Silence:
+        return self._store.add_silence(matchers, until, comment, self._clock.time())
+
+    def delete_silence(self, silence_id: int) -> bool:
+        return self._store.delete_silence(silence_id)
+
+    def send_test(self, channel: str, timeout: float | None = None) -> None:
+        """One attempt, now; raises ``DeliveryError`` when the channel refuses."""
+        cfg = self.config.channels.get(channel)
+        if cfg is None:
+            raise UnknownChannelError(channel)
+        if not cfg.enabled:
+            raise ChannelDisabledError(channel)
+        notifier = build_notifier(channel, cfg, resolve_environ(self._environ))
+        now = self._clock.time()
+        try:
+            notifier.send(
+                Notification(
+                    kind="test",
+                    rule="test",
+                    severity="info",
+                    metric="",
+                    operator="",
+                    threshold=0.0,
+                    value=None,
+                    labels={},
+                    since=now,
+                    timestamp=now,
+                    hostname=self._hostname(),
+                    dashboard_url=self._dashboard_url,
+                )
+            )
+        except DeliveryError:
+            raise
+        except Exception as exc:  # a notifier bug must answer 502, not 500
+            raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
+        finally:
+            notifier.close()
