@@ -21,7 +21,8 @@ Wire format, one *frame* per tick, agent to server only::
     BODY               the exact bytes of ``GET /api/v1/metrics/current``
 
 A new connection first receives the latest frame (so ``/current`` answers at once), then
-one frame per tick. A client that cannot keep up loses its oldest queued frames, never
+one frame per tick. Before its first tick the agent publishes a ``{"type": "hello",
+"status": {...}}`` frame with an empty body (host facts, collectors, database state). A client that cannot keep up loses its oldest queued frames, never
 the agent's time: sending happens on the client's own thread with a timeout.
 """
 

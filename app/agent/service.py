@@ -130,6 +130,7 @@ class Agent:
         self.alerts.start()
         self.publisher.start()
         self.started_at = self.clock.time()
+        self.publisher.publish({"type": "hello", "status": self.status(self.started_at)}, b"")
         self._threaded = schedule
         if schedule:
             self.writer.start()
@@ -169,10 +170,13 @@ class Agent:
         stamp = self.clock.time() if ts is None else ts
         snapshot = self.collection.tick(stamp)
         self.alerts.consume(snapshot)
-        self.publish(snapshot)
-        self.writer.submit(snapshot)
-        if not self._threaded:
+        if self._threaded:
+            self.publish(snapshot)  # live first; the writer thread stores it meanwhile
+            self.writer.submit(snapshot)
+        else:
+            self.writer.submit(snapshot)  # inline: the frame then shows the write's outcome
             self.writer.step()
+            self.publish(snapshot)
         return snapshot
 
     def publish(self, snapshot: Snapshot) -> None:

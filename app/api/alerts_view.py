@@ -55,10 +55,7 @@ class AlertsView:
         return self._clock.time()
 
     def active(self) -> list[ActiveAlert]:
-        view = self._feed.get()
-        if view is None:
-            return []
-        found: list[dict[str, Any]] = view.status.get("alerts", {}).get("active", [])
+        found: list[dict[str, Any]] = self._feed.status.get("alerts", {}).get("active", [])
         return [ActiveAlert(**a) for a in found]
 
     def history(self, start: float, end: float, limit: int = 1000) -> list[HistoryEntry]:

@@ -32,9 +32,14 @@ class TickFeed:
         self._clock = clock
         self._view: LatestView | None = None
         self.started = clock.monotonic()
+        self.status: dict[str, Any] = {}
+        """The agent's status from its latest frame (a tick's, or its hello)."""
         self._cond = threading.Condition()
 
     def on_frame(self, meta: dict[str, Any], body: bytes) -> None:
+        self.status = dict(meta.get("status") or {})
+        if meta.get("type") != "tick":
+            return  # "hello": the agent's status before its first tick
         view = LatestView(
             timestamp=float(meta.get("timestamp", 0.0)),
             body=body,

@@ -8,8 +8,7 @@ import pytest
 
 from app.clock import FakeClock
 from app.config import Settings, load_settings
-from app.main import create_app
-from tests.support.server import RunningServer, serve
+from tests.support.stack import Stack, stack
 
 START = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 
@@ -29,24 +28,22 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def server(settings: Settings, clock: FakeClock) -> Iterator[RunningServer]:
-    """The real app (real collectors on this machine, real SQLite file) on 127.0.0.1.
+def server(settings: Settings, clock: FakeClock) -> Iterator[Stack]:
+    """The real agent (real collectors on this machine, real SQLite file) and the real
+    server on 127.0.0.1, joined by the live channel.
 
-    The scheduler is off: tests call ``tick()`` and move the fake clock, so stored
+    The agent's schedule is off: tests call ``tick()`` and move the fake clock, so stored
     timestamps are exact and nothing sleeps.
     """
-    app = create_app(settings, clock=clock, run_scheduler=False)
-    with serve(app) as running:
+    with stack(settings, clock) as running:
         yield running
 
 
 @pytest.fixture
-def client(server: RunningServer) -> Iterator[httpx.Client]:
+def client(server: Stack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.base_url, timeout=10) as c:
         yield c
 
 
-def tick(server: RunningServer, clock: FakeClock, n: int = 1, step: float = 1.0) -> None:
-    for _ in range(n):
-        server.app.state.loop.tick()
-        clock.advance(step)
+def tick(server: Stack, clock: FakeClock, n: int = 1, step: float = 1.0) -> None:
+    server.tick(n, step)

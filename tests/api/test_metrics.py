@@ -9,11 +9,11 @@ import pytest
 
 from app.clock import FakeClock
 from tests.api.conftest import START, tick
-from tests.support.server import RunningServer
+from tests.support.stack import Stack
 
 
 def test_current_is_503_before_first_tick_then_has_every_metric(
-    client: httpx.Client, server: RunningServer, clock: FakeClock
+    client: httpx.Client, server: Stack, clock: FakeClock
 ) -> None:
     r = client.get("/api/v1/metrics/current")
     assert r.status_code == 503
@@ -32,7 +32,7 @@ def test_current_is_503_before_first_tick_then_has_every_metric(
 
 
 def test_range_query_returns_what_was_collected(
-    client: httpx.Client, server: RunningServer, clock: FakeClock
+    client: httpx.Client, server: Stack, clock: FakeClock
 ) -> None:
     tick(server, clock, 5)
     r = client.get(
@@ -52,7 +52,7 @@ def test_range_query_returns_what_was_collected(
 
 
 def test_range_accepts_iso_and_defaults_to_last_hour(
-    client: httpx.Client, server: RunningServer, clock: FakeClock
+    client: httpx.Client, server: Stack, clock: FakeClock
 ) -> None:
     tick(server, clock, 3)
     r = client.get("/api/v1/metrics/cpu")
@@ -69,7 +69,7 @@ def test_range_accepts_iso_and_defaults_to_last_hour(
     assert r.json()["end"] == START
 
 
-def test_per_device_series(client: httpx.Client, server: RunningServer, clock: FakeClock) -> None:
+def test_per_device_series(client: httpx.Client, server: Stack, clock: FakeClock) -> None:
     tick(server, clock, 3)
     current = client.get("/api/v1/metrics/current").json()
     mount = next(iter(current["metrics"]["disk"]["mount"]))
@@ -115,7 +115,7 @@ def _loc(response: httpx.Response) -> list[str]:
 )
 def test_bad_input_is_422_naming_the_parameter(
     client: httpx.Client,
-    server: RunningServer,
+    server: Stack,
     clock: FakeClock,
     path: str,
     params: dict[str, str],
@@ -128,7 +128,7 @@ def test_bad_input_is_422_naming_the_parameter(
 
 
 def test_unknown_name_lists_the_known_ones(
-    client: httpx.Client, server: RunningServer, clock: FakeClock
+    client: httpx.Client, server: Stack, clock: FakeClock
 ) -> None:
     tick(server, clock, 2)
     r = client.get("/api/v1/metrics/disk", params={"mount": "/nope"})
@@ -140,7 +140,7 @@ def test_unknown_name_lists_the_known_ones(
 
 
 def test_processes_sorted_and_limited(
-    client: httpx.Client, server: RunningServer, clock: FakeClock
+    client: httpx.Client, server: Stack, clock: FakeClock
 ) -> None:
     tick(server, clock, 2)
     for sort, key in (("cpu", "cpu_percent"), ("memory", "memory_percent")):
@@ -156,7 +156,7 @@ def test_processes_sorted_and_limited(
 
 
 def test_process_history_at_a_past_instant(
-    client: httpx.Client, server: RunningServer, clock: FakeClock
+    client: httpx.Client, server: Stack, clock: FakeClock
 ) -> None:
     # The default stores a process table at most every 10 s (retention.processes_every).
     tick(server, clock, 12)
@@ -172,7 +172,7 @@ def test_process_history_at_a_past_instant(
 
 
 def test_health_reports_database_and_freshness(
-    client: httpx.Client, server: RunningServer, clock: FakeClock
+    client: httpx.Client, server: Stack, clock: FakeClock
 ) -> None:
     tick(server, clock, 1, step=0.5)
     body = client.get("/api/v1/health").json()
@@ -186,7 +186,7 @@ def test_health_reports_database_and_freshness(
     assert stale["last_collection_age_seconds"] == 60.5
 
 
-def test_system_info(client: httpx.Client, server: RunningServer, clock: FakeClock) -> None:
+def test_system_info(client: httpx.Client, server: Stack, clock: FakeClock) -> None:
     body = client.get("/api/v1/system").json()
     assert body["hostname"]
     assert body["cpu_count"] >= 1
@@ -195,7 +195,7 @@ def test_system_info(client: httpx.Client, server: RunningServer, clock: FakeClo
 
 
 def test_stream_sends_each_new_snapshot(
-    client: httpx.Client, server: RunningServer, clock: FakeClock
+    client: httpx.Client, server: Stack, clock: FakeClock
 ) -> None:
     tick(server, clock, 1)
     seen: list[float] = []

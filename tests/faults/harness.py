@@ -20,12 +20,11 @@ import httpx
 
 from app.clock import FakeClock
 from app.config import Settings, load_settings
-from app.main import create_app
 from app.models import Snapshot
 from app.storage.base import RangeQuery
 from app.storage.sqlite import SQLiteStore
 from tests.collectors.fakes import FakeSource, load_ticks
-from tests.support.server import serve
+from tests.support.stack import Stack, stack
 
 START = 1_800_000_000.0  # 2027-01-15T08:00:00Z, a whole second
 
@@ -70,25 +69,28 @@ class TickingSource(FakeSource):
 
 @dataclass
 class Service:
-    app: Any
+    stack: Stack
     client: httpx.Client
     clock: FakeClock
     source: TickingSource
     store: SQLiteStore
     db: Path
 
+    @property
+    def app(self) -> Any:
+        return self.stack.app
+
     def tick(self, n: int = 1) -> list[Snapshot]:
-        """Collect ``n`` ticks one second apart (the scheduler's job, done inline)."""
+        """Collect ``n`` ticks one second apart (the metronome's job, done inline)."""
         out = []
         for _ in range(n):
-            out.append(self.app.state.loop.tick())
-            self.clock.advance(1)
+            out.extend(self.stack.tick(1))
             self.source.next_tick()
         return out
 
     @property
     def pending(self) -> int:
-        return int(self.app.state.writer.pending)
+        return int(self.stack.agent.writer.pending)
 
     def health(self) -> dict[str, Any]:
         r = self.client.get("/api/v1/health")
@@ -122,6 +124,8 @@ def service(
         db, retention=settings.retention, interval_seconds=1, clock=clock
     )
     the_source = source or TickingSource()
-    app = create_app(settings, source=the_source, clock=clock, store=the_store, run_scheduler=False)
-    with serve(app) as running, httpx.Client(base_url=running.base_url, timeout=30) as client:
-        yield Service(app, client, clock, the_source, the_store, db)
+    with (
+        stack(settings, clock, source=the_source, store=the_store) as running,
+        httpx.Client(base_url=running.base_url, timeout=30) as client,
+    ):
+        yield Service(running, client, clock, the_source, the_store, db)

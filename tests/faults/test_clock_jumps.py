@@ -65,7 +65,7 @@ def test_storage_survives_backward_and_forward_steps(tmp_path: Path) -> None:
         svc.clock.set_wall(START + 2 * HOUR)  # forward two hours
         svc.tick(2)
         assert svc.pending == 0
-        assert svc.app.state.writer.dropped == 0
+        assert svc.stack.agent.writer.dropped == 0
         for _ in range(5):
             svc.store.maintain(svc.clock.time())
 

@@ -43,7 +43,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 def _operations() -> list[Any]:
     """(method, path) of every operation, from the same app the test serves."""
-    document = create_app(load_settings(None), run_scheduler=False).openapi()
+    document = create_app(load_settings(None), start_agent=False).openapi()
     ops = sorted(
         (method.upper(), path)
         for path, ops in document["paths"].items()

@@ -81,7 +81,7 @@ async def health(
 ) -> Response:
     reachable = await reads.run(store.ping)
     view = feed.get()
-    status = view.status if view is not None else {}
+    status = feed.status
     interval = settings.collection.interval_seconds
     now = clock.monotonic()
     age = None if view is None else max(0.0, now - view.received)
@@ -134,8 +134,7 @@ async def health(
 async def system(
     feed: FeedDep, clock: ClockDep, settings: SettingsDep, levels: ThresholdsDep
 ) -> Response:
-    view = feed.get()
-    host: dict[str, Any] = (view.status.get("host") if view is not None else None) or {}
+    host: dict[str, Any] = feed.status.get("host") or {}
     boot = host.get("boot_time")
     return JSONResponse(
         {
