@@ -22,7 +22,8 @@ Wire format, one *frame* per tick, agent to server only::
 
 A new connection first receives the latest frame (so ``/current`` answers at once), then
 one frame per tick. Before its first tick the agent publishes a ``{"type": "hello",
-"status": {...}}`` frame with an empty body (host facts, collectors, database state). A client that cannot keep up loses its oldest queued frames, never
+"status": {...}}`` frame with an empty body (host facts, collectors, database state).
+A client that cannot keep up loses its oldest queued frames, never
 the agent's time: sending happens on the client's own thread with a timeout.
 """
 

@@ -52,6 +52,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
 def cmd_server(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.api.limits import uvicorn_options
+
     settings = _settings(args)
     _log_level(settings)
     host = args.host or settings.server.host
@@ -61,6 +63,7 @@ def cmd_server(args: argparse.Namespace) -> int:
         "port": port,
         "log_level": settings.logging.level.lower(),
         "access_log": settings.server.access_log,
+        **uvicorn_options(settings.server.limits),
     }
     path = _config_path(args)
     if settings.server.workers > 1:
@@ -69,12 +72,12 @@ def cmd_server(args: argparse.Namespace) -> int:
         if path is not None:
             os.environ[CONFIG_ENV] = str(path)
         os.environ["SYSMON_SERVER__START_AGENT"] = "false"
-        uvicorn.run("app.main:app", workers=settings.server.workers, **common)  # type: ignore[arg-type]
+        uvicorn.run("app.main:app", workers=settings.server.workers, **common)
         return 0
     from app.main import create_app
 
     app = create_app(settings, start_agent=False, config_path=path)
-    uvicorn.run(app, **common)  # type: ignore[arg-type]
+    uvicorn.run(app, **common)
     return 0
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from app.alerts.config import AlertsConfig
+from app.api.limits import HttpLimits
 from app.errors import ConfigError
 from app.storage.config import DatabaseConfig, RetentionConfig
 
@@ -37,6 +38,7 @@ class ServerConfig(BaseModel):
         default=None, description="Public URL of the dashboard, used in notifications"
     )
     workers: int = Field(default=1, ge=1, le=64, description="API worker processes")
+    limits: HttpLimits = Field(default_factory=HttpLimits)
     start_agent: bool = Field(
         default=True,
         description="Start and supervise a local agent when none holds the data directory",

@@ -33,6 +33,7 @@ from app.api.cache import RangeCacheMiddleware, ResponseCache
 from app.api.deps import StoreReads
 from app.api.errors import install_handlers
 from app.api.feed import TickFeed
+from app.api.limits import install_limits
 from app.api.main import api_router
 from app.api.routes import metrics as metrics_routes
 from app.channel import TickSubscriber, data_dir, socket_path
@@ -150,7 +151,9 @@ def create_app(
         app.state.feed = feed
         app.state.subscriber = subscriber
         app.state.supervisor = supervisor
-        app.state.range_cache = ResponseCache(lambda: feed.generation)
+        app.state.range_cache = ResponseCache(
+            lambda: feed.generation, max_bytes=the_settings.server.limits.cache_max_bytes
+        )
         app.state.alerts = alerts
         app.state.thresholds = thresholds(the_settings)
         app.state.started = the_clock.monotonic()
@@ -180,6 +183,7 @@ def create_app(
     )
     install_handlers(app)
     app.add_middleware(RangeCacheMiddleware, cache=lambda: getattr(app.state, "range_cache", None))
+    install_limits(app, the_settings.server.limits)  # outermost: bodies checked first
     app.include_router(api_router)
     # Hot read-only endpoints also answer through plain Starlette routes matched first;
     # the FastAPI routes above stay for validation-free documentation in /docs.

@@ -53,7 +53,8 @@ class ResponseCache:
 
     The least recently used entries are dropped until both bounds hold; a body larger than
     ``max_bytes`` is not kept. Storing an entry of a new generation drops every entry of
-    another one: none of them can be served again. ``total_bytes`` is the bodies' size.
+    another one: none of them can be served again. ``total_bytes`` and ``entry_count`` say
+    what is held.
     """
 
     def __init__(
@@ -76,7 +77,8 @@ class ResponseCache:
     def total_bytes(self) -> int:
         return self._bytes
 
-    def __len__(self) -> int:
+    @property
+    def entry_count(self) -> int:
         return len(self._entries)
 
     def generation(self) -> int:
@@ -130,7 +132,7 @@ class RangeCacheMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
             cache = self._cache()
-            key = cache_key(scope["path"], scope["query_string"]) if cache else None
+            key = cache_key(scope["path"], scope["query_string"]) if cache is not None else None
             if cache is not None and key is not None:
                 body = cache.get(key)
                 if body is None:

@@ -1,8 +1,8 @@
 """Keep one HTTP server process from being starved by its clients.
 
 Measured before this module: 19,950 idle TCP connections used up the process's file
-descriptors; a 50 MB POST doubled the RSS and was echoed back in the 422; range answers
-kept in the response cache held 180 MiB. ``HttpLimits`` bounds each of those, and two
+descriptors; a 50 MB POST doubled the RSS and came back in the error response; range answers
+kept in the response cache held ~180 MiB. ``HttpLimits`` bounds each of those, and two
 pieces enforce the bounds:
 
 * ``uvicorn_options(limits)``: the keyword arguments for ``uvicorn.Config``/``uvicorn.run``.

@@ -8,7 +8,7 @@ import pytest
 from app.api.cache import ResponseCache, cache_key
 from app.clock import FakeClock
 from tests.api.conftest import START, tick
-from tests.support.server import RunningServer
+from tests.support.stack import Stack
 
 
 @pytest.mark.parametrize(
@@ -44,8 +44,42 @@ def test_entries_expire_when_the_generation_moves() -> None:
     assert cache.get("e") == b"e"
 
 
+def test_many_large_bodies_stay_within_the_byte_budget() -> None:
+    budget = 1024 * 1024
+    cache = ResponseCache(lambda: 3, max_entries=1000, max_bytes=budget)
+    body = b"x" * 100_000
+    for i in range(300):
+        cache.remember(f"k{i}", 3, body)
+        assert cache.total_bytes <= budget
+    assert cache.entry_count == budget // len(body)
+    assert cache.get("k299") == body  # the newest are kept
+    assert cache.get("k0") is None  # the oldest went first
+    cache.remember("k299", 3, b"small")  # replacing an entry counts its new size
+    assert cache.total_bytes == (cache.entry_count - 1) * len(body) + len(b"small")
+
+
+def test_a_body_larger_than_the_budget_is_not_cached() -> None:
+    cache = ResponseCache(lambda: 1, max_bytes=1000)
+    cache.remember("small", 1, b"s" * 600)
+    cache.remember("huge", 1, b"h" * 1001)
+    assert cache.get("huge") is None
+    assert cache.get("small") == b"s" * 600  # not evicted to make room in vain
+    assert cache.total_bytes == 600
+
+
+def test_a_new_generation_frees_the_old_bodies() -> None:
+    generation = 1
+    cache = ResponseCache(lambda: generation)
+    for key in ("a", "b", "c"):
+        cache.remember(key, 1, b"old" * 1000)
+    generation = 2
+    cache.remember("a", 2, b"new")
+    assert (cache.entry_count, cache.total_bytes) == (1, 3)
+    assert cache.get("a") == b"new"
+
+
 def test_repeated_range_is_served_from_memory_until_the_next_tick(
-    client: httpx.Client, server: RunningServer, clock: FakeClock
+    client: httpx.Client, server: Stack, clock: FakeClock
 ) -> None:
     tick(server, clock, 3)
     params = {"start": START, "end": START + 10, "resolution": "raw"}
@@ -63,9 +97,7 @@ def test_repeated_range_is_served_from_memory_until_the_next_tick(
     assert [v is not None for v in third["fields"]["total_bytes"]].count(True) == 5
 
 
-def test_errors_are_not_cached(
-    client: httpx.Client, server: RunningServer, clock: FakeClock
-) -> None:
+def test_errors_are_not_cached(client: httpx.Client, server: Stack, clock: FakeClock) -> None:
     tick(server, clock, 2)
     params = {"start": START + 10, "end": START}
     for _ in range(2):

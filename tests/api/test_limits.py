@@ -88,7 +88,9 @@ def is_closed(sock: socket.socket) -> bool:
         return True
 
 
-def request_bytes(method: str, target: str, headers: list[tuple[str, str]]) -> tuple[h11.Connection, bytes]:
+def request_bytes(
+    method: str, target: str, headers: list[tuple[str, str]]
+) -> tuple[h11.Connection, bytes]:
     conn = h11.Connection(h11.CLIENT)
     data = conn.send(h11.Request(method=method, target=target, headers=[("host", "t"), *headers]))
     assert data is not None
@@ -181,7 +183,10 @@ def test_oversized_headers_are_refused() -> None:
 
 
 def test_connections_beyond_the_cap_are_closed_and_the_rest_keep_working() -> None:
-    with limited_server(max_connections=20, header_timeout_seconds=60) as server, ExitStack() as stack:
+    with (
+        limited_server(max_connections=20, header_timeout_seconds=60) as server,
+        ExitStack() as stack,
+    ):
         socks = [stack.enter_context(connect(server)) for _ in range(50)]
         closed: set[socket.socket] = set()
         deadline = time.monotonic() + 10
