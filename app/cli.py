@@ -53,7 +53,9 @@ def cmd_server(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.api.limits import uvicorn_options
+    from app.supervisor import watch_parent
 
+    watch_parent()
     settings = _settings(args)
     _log_level(settings)
     host = args.host or settings.server.host

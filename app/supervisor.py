@@ -158,3 +158,22 @@ class Supervisor:
 def sysmon_argv(*args: str) -> list[str]:
     """The command line that runs ``sysmon <args>`` with this interpreter."""
     return [sys.executable, "-m", "app", *args]
+
+
+def watch_parent(interval: float = 1.0) -> None:
+    """In a supervised child: SIGTERM ourselves once the supervisor is gone (even after
+    a SIGKILL of it), so the normal graceful shutdown runs and nothing is orphaned."""
+    import signal
+
+    value = os.environ.get(PARENT_ENV, "")
+    if not value.isdigit() or os.getppid() != int(value):
+        return  # not started by a supervisor (or by one further up the tree)
+    parent = int(value)
+
+    def run() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        logger.warning("supervisor (pid %d) is gone: stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=run, name="parent-watch", daemon=True).start()

@@ -77,6 +77,7 @@ class HealthResponse(BaseModel):
     problems: list[str] = Field(description="Why the status is degraded, one line each")
     version: str
     uptime_seconds: float
+    server: dict[str, int] = Field(description="The server process that answered (pid)")
     agent: AgentHealth
     database: DatabaseHealth
     last_collection_age_seconds: float | None

@@ -8,6 +8,7 @@ last reason), the database is unreachable, damaged or replaced, or writes are pe
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from fastapi import APIRouter
@@ -104,6 +105,7 @@ async def health(
         "problems": problems,
         "version": __version__,
         "uptime_seconds": round(uptime, 3),
+        "server": {"pid": os.getpid()},
         "agent": {
             "connected": subscriber.connected,
             "pid": agent.get("pid"),
