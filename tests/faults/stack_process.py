@@ -99,7 +99,7 @@ def monitor(
             env=env,
             stdout=fh,
             stderr=subprocess.STDOUT,
-            preexec_fn=preexec,  # noqa: PLW1509 - the test process has no threads of note
+            preexec_fn=preexec,  # the test process's threads do not fork-lock here
         )
     base = f"http://127.0.0.1:{port}"
     try:
