@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.faults.stack_process import alive
 from tests.support.process import free_port, running_service, service_env
 
 
@@ -40,10 +41,14 @@ def test_service_collects_and_serves(tmp_path: Path, how: str) -> None:
             stored = any(v is not None for v in cpu["fields"]["percent"])
             time.sleep(0.1)
         assert stored, "CPU percentages reach the database"
+        health = httpx.get(f"{base}/api/v1/health").json()
+        agent = health["agent"]["pid"]
+        assert agent != proc.pid and health["server"]["pid"] != agent, "collection is apart"
         proc.send_signal(signal.SIGTERM)
         # uvicorn shuts down gracefully, then re-raises the signal it caught.
         assert proc.wait(timeout=15) in (0, -signal.SIGTERM)
         assert "Application shutdown complete" in proc.log_text()
+        assert not alive(agent), "the supervised agent stops with the service"
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
