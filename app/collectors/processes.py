@@ -13,7 +13,9 @@ shows from the next tick on.
 Cost: every tick reads only the cheap fields of every process (one ``/proc`` file each
 on Linux). Command line and user are fetched only for the selected rows and cached per
 ``(pid, create_time)`` until the process exits, so a steady host pays nothing for them.
-Command lines are redacted (``redact_cmdline``) *before* truncation.
+Command lines are capped at ``cmdline_max_chars`` (at most ``MAX_CHARS``, 4096) and then
+redacted by ``app.collectors.redact.redact_cmdline`` in one linear pass: whoever starts
+a process picks its command line, so its cost must not depend on its shape or length.
 """
 
 from __future__ import annotations
@@ -21,13 +23,12 @@ from __future__ import annotations
 import heapq
 import logging
 import os
-import re
-from collections.abc import Sequence
 from typing import ClassVar
 
 from pydantic import Field
 
 from app.collectors.base import CollectorOptions
+from app.collectors.redact import MAX_CHARS, redact_cmdline
 from app.collectors.registry import register
 from app.collectors.source import ITEM_ERRORS, ProcessInfo, SystemSource
 from app.models import Collected, MetricInfo, Sample
@@ -35,126 +36,6 @@ from app.models import Collected, MetricInfo, Sample
 logger = logging.getLogger(__name__)
 
 METRIC = "processes"
-REDACTED = "***"
-
-# --- secret redaction ------------------------------------------------------------
-
-_SECRET_WORDS = frozenset(
-    {
-        "password", "passwd", "pass", "pwd", "passphrase", "secret", "token", "auth",
-        "authorization", "credential", "credentials", "apikey", "cookie", "privatekey",
-    }
-)  # fmt: skip
-_SECRET_PAIRS = frozenset(
-    {("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key"),
-     ("client", "secret"), ("session", "id")}
-)  # fmt: skip
-_SECRET_SUFFIXES = ("password", "passwd", "secret", "token", "apikey")
-_SPLIT = re.compile(r"[-_.]+")
-
-# Short flags that take a password, per program (basename of argv[0]).
-# attached: "-pSECRET" (mysql's -p only ever attaches its value).
-_ATTACHED_FLAGS = {
-    "mysql": ("-p",), "mysqldump": ("-p",), "mysqladmin": ("-p",), "mariadb": ("-p",),
-    "mariadb-dump": ("-p",), "sshpass": ("-p",), "redis-cli": ("-a",),
-}  # fmt: skip
-# separate: "-p SECRET"
-_SEPARATE_FLAGS = {"sshpass": ("-p",), "redis-cli": ("-a",)}
-
-_URL_USERINFO = re.compile(r"(?P<pre>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+(?P<at>@)")
-_KEY_VALUE = re.compile(r"(?P<key>(?:-{1,2})?[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>=)(?P<value>.*)")
-_VALUE = r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s&]+)"
-_EMBEDDED_EQ = re.compile(r"(?P<key>(?<![\w-])-{0,2}[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>=)" + _VALUE)
-_EMBEDDED_SP = re.compile(r"(?P<key>(?<![\w-])--[A-Za-z_][A-Za-z0-9_.-]*)(?P<sep>\s+)" + _VALUE)
-_HEADER = re.compile(
-    r"(?i)^(?P<key>\s*(?:authorization|proxy-authorization|cookie|x-api-key|api-key|"
-    r"x-auth-token)\s*:\s*).+$"
-)
-_QUERY = re.compile(r"(?P<key>[?&;][A-Za-z0-9_.-]+)=(?P<value>[^&#\s]*)")
-
-
-def is_secret_key(key: str) -> bool:
-    """Whether a flag or variable name (``--db-password``, ``API_KEY``) names a secret.
-
-    Matches whole name components so ``--author`` or ``--max-tokens`` stay readable,
-    while ``DB_PASSWORD``, ``client_secret`` and ``accesstoken`` are caught.
-    """
-    parts = [p for p in _SPLIT.split(key.lower().lstrip("-")) if p]
-    if not parts:
-        return False
-    for i, part in enumerate(parts):
-        if part in _SECRET_WORDS or part.endswith(_SECRET_SUFFIXES):
-            return True
-        if i + 1 < len(parts) and (part, parts[i + 1]) in _SECRET_PAIRS:
-            return True
-    return False
-
-
-def _redact_text(arg: str) -> str:
-    """Redact secrets embedded anywhere in one argument (also ``sh -c "..."`` strings)."""
-    arg = _URL_USERINFO.sub(lambda m: f"{m['pre']}{REDACTED}{m['at']}", arg)
-    if _HEADER.match(arg):
-        return _HEADER.sub(lambda m: f"{m['key']}{REDACTED}", arg)
-
-    def query(m: re.Match[str]) -> str:
-        return f"{m['key']}={REDACTED}" if is_secret_key(m["key"][1:]) else m[0]
-
-    arg = _QUERY.sub(query, arg)
-
-    def embedded(m: re.Match[str]) -> str:
-        if not is_secret_key(m["key"]) or m["value"].startswith("-") or m["value"] == REDACTED:
-            return m[0]
-        return f"{m['key']}{m['sep']}{REDACTED}"
-
-    arg = _EMBEDDED_EQ.sub(embedded, arg)
-    return _EMBEDDED_SP.sub(embedded, arg)
-
-
-def redact_cmdline(args: Sequence[str]) -> str:
-    """Join ``argv`` into one string with secret values replaced by ``***``.
-
-    Caught: ``--password=x``/``--token x`` style flags (any flag whose name has a
-    secret-ish component), ``PASSWORD=x``/``api_key=x`` assignments, ``user:pass@`` in
-    URLs, secret query parameters, ``Authorization:``-style header arguments, and a few
-    tools' short flags (``mysql -px``, ``sshpass -p x``, ``redis-cli -a x``). Anything
-    else passes through; this is best-effort hygiene, not a guarantee.
-    """
-    if not args:
-        return ""
-    prog = os.path.basename(args[0])
-    attached = _ATTACHED_FLAGS.get(prog, ())
-    separate = _SEPARATE_FLAGS.get(prog, ())
-    out: list[str] = []
-    redact_next = False
-    for arg in args:
-        if redact_next and not arg.startswith("-"):
-            out.append(REDACTED)
-            redact_next = False
-            continue
-        redact_next = False
-        if arg in separate or (
-            arg.startswith("--") and "=" not in arg and " " not in arg and is_secret_key(arg)
-        ):
-            out.append(arg)
-            redact_next = True
-            continue
-        flag = next((f for f in attached if arg.startswith(f) and len(arg) > len(f)), None)
-        if flag is not None:
-            out.append(f"{flag}{REDACTED}")
-            continue
-        m = _KEY_VALUE.fullmatch(arg)
-        if m is not None and " " not in m["key"] and is_secret_key(m["key"]):
-            out.append(f"{m['key']}={REDACTED}")
-            continue
-        out.append(_redact_text(arg))
-    return " ".join(out)
-
-
-def truncate(text: str, max_chars: int) -> str:
-    if len(text) <= max_chars:
-        return text
-    return text[: max(0, max_chars - 1)] + "…"
-
 
 # --- the collector -----------------------------------------------------------------
 
@@ -176,7 +57,7 @@ class ProcessesCollector:
 
     class Options(CollectorOptions):
         top_n: int = Field(default=100, ge=0, le=10_000)
-        cmdline_max_chars: int = Field(default=256, ge=0, le=65_536)
+        cmdline_max_chars: int = Field(default=256, ge=0, le=MAX_CHARS)
         include_cmdline: bool = True
 
     name: ClassVar[str]
@@ -249,7 +130,7 @@ class ProcessesCollector:
             return proc.name, None, ""
         cmd = ""
         if want_cmdline and details.cmdline:
-            cmd = truncate(redact_cmdline(details.cmdline), opts.cmdline_max_chars)
+            cmd = redact_cmdline(details.cmdline, opts.cmdline_max_chars)
         result = (_full_name(proc.name, details.cmdline), details.username, cmd)
         self._details[key] = result
         return result
