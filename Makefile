@@ -27,9 +27,9 @@ $(NPM_STAMP): package-lock.json
 
 setup: $(RUN_STAMP) $(NPM_STAMP)
 
+# The agent creates data/ itself (0700). Extra arguments: make run ARGS="--port 8400"
 run: setup
-	mkdir -p data
-	$(BIN)/sysmon serve
+	$(BIN)/sysmon serve $(ARGS)
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check app tests bench
