@@ -3,13 +3,13 @@
 Lifecycle guarantees (kept by the service):
 
 * ``open`` is called once before anything else; it creates or migrates the schema.
-* ``write`` is called from one thread only (the collection thread), once per tick, and
+* ``write`` is called from one thread only (the agent's store-writer thread), once per tick, and
   stores the whole snapshot in one transaction: either every sample of the tick is
   stored or none is (the caller then keeps the snapshot and retries it later).
 * ``query``/``query_processes``/``series``/``stats``/``ping`` may be called from any
   thread, concurrently with ``write``; they never block the event loop because the API
   calls them in a worker thread.
-* ``maintain`` (rollups + retention) is called from the collection thread between ticks
+* ``maintain`` (rollups + retention) is called from the same writer thread between writes
   and must do its work in bounded chunks.
 * ``close`` is called once, after the last write.
 """

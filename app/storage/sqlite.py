@@ -6,7 +6,7 @@ of those rows are later compacted into one compressed column-major ``chunk`` per
 and rollup tiers (1m, 5m, 1h) are built the same way, each from the tier below it.
 See app/storage/README.md for the measured sizes and the reasons.
 
-Threads: the collection thread owns the writer connection (``write``, ``maintain``);
+Threads: the agent's writer thread owns the writer connection (``write``, ``maintain``);
 reads borrow one of at most ``READER_POOL_SIZE`` read-only connections for the duration
 of one call (WAL lets readers run alongside the writer without blocking it or seeing
 half a tick). A pool, not one connection per thread: the API's worker threads come and
@@ -240,7 +240,7 @@ class SQLiteStore:
         reader thread always sees one consistent version)."""
         self._last_write_error: str | None = None
 
-        # Writer-side caches (collection thread only; updated after a commit succeeds).
+        # Writer-side caches (writer thread only; updated after a commit succeeds).
         self._series_ids: dict[tuple[str, Labels], int] = {}
         self._layouts: dict[int, dict[str, int]] = {}
         self._done: dict[int, float] = {}
