@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from app.alerts.config import AlertsConfig
 from app.api.limits import HttpLimits
 from app.errors import ConfigError
+from app.security.config import AuthConfig, HttpSecurityConfig
 from app.storage.config import DatabaseConfig, RetentionConfig
 
 DEFAULT_CONFIG_PATH = Path("config/config.yaml")
@@ -39,6 +40,7 @@ class ServerConfig(BaseModel):
     )
     workers: int = Field(default=1, ge=1, le=64, description="API worker processes")
     limits: HttpLimits = Field(default_factory=HttpLimits)
+    security: HttpSecurityConfig = Field(default_factory=HttpSecurityConfig)
     start_agent: bool = Field(
         default=True,
         description="Start and supervise a local agent when none holds the data directory",
@@ -119,6 +121,7 @@ class Settings(BaseSettings):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     collection: CollectionConfig = Field(default_factory=CollectionConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     collectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)

@@ -42,6 +42,9 @@ from app.collectors.registry import CollectorRegistry, discover
 from app.config import Settings, config_path_from_env, load_settings
 from app.errors import ConfigError
 from app.live import LiveHub
+from app.security.auth import install_auth
+from app.security.http import install_http_security
+from app.security.ratelimit import install_rate_limits
 from app.storage.base import TimeSeriesStore
 
 logger = logging.getLogger(__name__)
@@ -182,7 +185,13 @@ def create_app(
         lifespan=lifespan,
     )
     install_handlers(app)
+    # Middleware runs outermost-last-added: body limit, Host check and headers, rate
+    # limits, authentication, then the range cache (whose hits skip routing, so every
+    # check above it applies to cached answers too).
     app.add_middleware(RangeCacheMiddleware, cache=lambda: getattr(app.state, "range_cache", None))
+    install_auth(app, the_settings)
+    install_rate_limits(app, the_settings)
+    install_http_security(app, the_settings)
     install_limits(app, the_settings.server.limits)  # outermost: bodies checked first
     app.include_router(api_router)
     # Hot read-only endpoints also answer through plain Starlette routes matched first;
