@@ -32,7 +32,7 @@ from app.api.alerts_view import AlertsView
 from app.api.cache import RangeCacheMiddleware, ResponseCache
 from app.api.deps import StoreReads
 from app.api.errors import install_handlers
-from app.api.feed import TickFeed
+from app.api.feed import LatestView, TickFeed
 from app.api.limits import install_limits
 from app.api.main import api_router
 from app.api.routes import metrics as metrics_routes
@@ -125,9 +125,9 @@ def create_app(
         the_clock = clock or SystemClock()
         the_store = store or _build_store(the_settings, the_clock)
         await anyio.to_thread.run_sync(the_store.open)
-        hub = LiveHub()
+        hub: LiveHub[LatestView] = LiveHub()
         hub.bind(asyncio.get_running_loop())
-        feed = TickFeed(hub, the_clock)
+        feed = TickFeed(hub, the_clock, roles_apply=the_settings.auth.mode == "jwt")
         path = channel or socket_path(the_settings.database.path, the_settings.agent.socket)
         subscriber = TickSubscriber(path, feed.on_frame)
         task = asyncio.create_task(subscriber.run(), name="live-channel")

@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 import anyio
 from fastapi import Depends, Request
 
-from app.api.feed import TickFeed
+from app.api.feed import LatestView, TickFeed
 from app.channel import TickSubscriber
 from app.clock import Clock
 from app.collectors.registry import CollectorRegistry
@@ -46,8 +46,8 @@ async def get_subscriber(request: Request) -> TickSubscriber:
     return subscriber
 
 
-async def get_hub(request: Request) -> LiveHub:
-    hub: LiveHub = request.app.state.hub
+async def get_hub(request: Request) -> LiveHub[LatestView]:
+    hub: LiveHub[LatestView] = request.app.state.hub
     return hub
 
 
@@ -89,7 +89,7 @@ StoreDep = Annotated[TimeSeriesStore, Depends(get_store)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 FeedDep = Annotated[TickFeed, Depends(get_feed)]
 SubscriberDep = Annotated[TickSubscriber, Depends(get_subscriber)]
-HubDep = Annotated[LiveHub, Depends(get_hub)]
+HubDep = Annotated[LiveHub[LatestView], Depends(get_hub)]
 RegistryDep = Annotated[CollectorRegistry, Depends(get_registry)]
 ThresholdsDep = Annotated[dict[str, dict[str, float]], Depends(get_thresholds)]
 StoreReadsDep = Annotated[StoreReads, Depends(get_store_reads)]

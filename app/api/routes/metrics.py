@@ -18,7 +18,7 @@ from app.api.deps import (
     StoreReadsDep,
 )
 from app.api.errors import query_instant, unprocessable
-from app.api.feed import TickFeed
+from app.api.feed import TickFeed, sees_command_lines
 from app.api.schemas import CurrentResponse, ProcessesResponse, SeriesResponse
 from app.models import Labels
 from app.storage.base import RangeQuery
@@ -44,7 +44,8 @@ async def current(request: Request) -> Response:
     view = feed.get()
     if view is None:
         return JSONResponse(status_code=503, content=NOT_YET)
-    return Response(content=view.body, media_type="application/json")
+    body, _ = view.for_role(sees_command_lines(request.scope, feed.roles_apply))
+    return Response(content=body, media_type="application/json")
 
 
 @router.get(
@@ -53,6 +54,7 @@ async def current(request: Request) -> Response:
     summary="Top processes by CPU or memory, live or at a past instant",
 )
 async def processes(
+    request: Request,
     feed: FeedDep,
     store: StoreDep,
     reads: StoreReadsDep,
@@ -73,13 +75,16 @@ async def processes(
             return JSONResponse(
                 status_code=404, content={"detail": "no process table stored near that time"}
             )
-        timestamp, rows = found
+        timestamp, stored = found
+        rows = [dict(r) for r in stored]
+        if not sees_command_lines(request.scope, feed.roles_apply):
+            rows = [{k: v for k, v in r.items() if k != "cmdline"} for r in rows]
     else:
         view = feed.get()
         if view is None:
             return JSONResponse(status_code=503, content=NOT_YET)
         timestamp = view.timestamp
-        rows = view.processes
+        _, rows = view.for_role(sees_command_lines(request.scope, feed.roles_apply))
     ordered = sorted(rows, key=lambda r: _number(r.get(key)), reverse=True)[:limit]
     return JSONResponse(
         {"timestamp": timestamp, "sort": sort, "limit": limit, "processes": ordered}

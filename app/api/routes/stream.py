@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from app.api.deps import FeedDep, HubDep
+from app.api.feed import sees_command_lines
 
 router = APIRouter(prefix="/api/v1", tags=["stream"])
 
@@ -32,22 +33,23 @@ def _event(body: bytes) -> bytes:
 )
 async def stream(request: Request, hub: HubDep, feed: FeedDep) -> StreamingResponse:
     queue = hub.subscribe()
+    full = sees_command_lines(request.scope, feed.roles_apply)
 
     async def events() -> AsyncIterator[bytes]:
         try:
             yield b"retry: 2000\n\n"
             view = feed.get()
             if view is not None:
-                yield _event(view.body)
+                yield _event(view.for_role(full)[0])
             while True:
                 try:
-                    body = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
+                    view = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_SECONDS)
                 except TimeoutError:
                     if await request.is_disconnected():
                         return
                     yield b": keepalive\n\n"
                     continue
-                yield _event(body)
+                yield _event(view.for_role(full)[0])
         finally:
             hub.unsubscribe(queue)
 
