@@ -150,17 +150,26 @@ class Agent:
         )
 
     def stop(self) -> None:
-        self.metronome.stop()
-        self.collection.close()
+        """Stop in dependency order; each step runs even if an earlier one failed (a
+        start that failed half-way is stopped by the same call)."""
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("metronome", self.metronome.stop),
+            ("collectors", self.collection.close),
+            ("publisher", self.publisher.close),
+            ("integrity watch", self.integrity.stop),
+            ("store writer", self.writer.stop),
+            ("alerts", self.alerts.stop),
+            ("store", self.store.close),
+        ]
         if self._own_source:
             close = getattr(self.source, "close", None)
             if callable(close):
-                close()
-        self.publisher.close()
-        self.integrity.stop()
-        self.writer.stop()
-        self.alerts.stop()
-        self.store.close()
+                steps.insert(2, ("system source", close))
+        for what, step in steps:
+            try:
+                step()
+            except Exception:
+                logger.exception("stopping the %s failed", what)
         logger.info("sysmon agent stopped (pid %d)", os.getpid())
 
     # --- one tick ------------------------------------------------------------------------
