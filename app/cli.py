@@ -60,12 +60,19 @@ def cmd_server(args: argparse.Namespace) -> int:
     _log_level(settings)
     host = args.host or settings.server.host
     port = args.port or settings.server.port
+    try:
+        tls = _tls_options(args, settings)
+        _check_bind(host, settings, args.insecure, warn=True)
+    except _Refused as exc:
+        sys.stderr.write(f"sysmon server: {exc}\n")
+        return 2
     common = {
         "host": host,
         "port": port,
         "log_level": settings.logging.level.lower(),
         "access_log": settings.server.access_log,
         **uvicorn_options(settings.server.limits),
+        **tls,
     }
     path = _config_path(args)
     if settings.server.workers > 1:
@@ -83,6 +90,52 @@ def cmd_server(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Refused(Exception):
+    """The server must not start as asked; the message says why and what to do."""
+
+
+def _tls_options(args: argparse.Namespace, settings: Settings) -> dict[str, str]:
+    """uvicorn's ``ssl_certfile``/``ssl_keyfile`` from the flags, else the config (both or
+    neither, readable), as absolute paths; ``{}`` for plain HTTP."""
+    security = settings.server.security
+    certfile = args.ssl_certfile or security.ssl_certfile
+    keyfile = args.ssl_keyfile or security.ssl_keyfile
+    if certfile is None and keyfile is None:
+        return {}
+    if certfile is None or keyfile is None:
+        raise _Refused(
+            "TLS needs both a certificate and its key: give --ssl-certfile and --ssl-keyfile "
+            "(or server.security.ssl_certfile and ssl_keyfile)"
+        )
+    for what, name in (("certificate", certfile), ("key", keyfile)):
+        if not (os.path.isfile(name) and os.access(name, os.R_OK)):
+            raise _Refused(f"TLS {what} {name} is not a readable file")
+    return {
+        "ssl_certfile": str(Path(certfile).resolve()),
+        "ssl_keyfile": str(Path(keyfile).resolve()),
+    }
+
+
+def _check_bind(host: str, settings: Settings, insecure: bool, *, warn: bool) -> None:
+    """Refuse a non-loopback bind without authentication, unless ``--insecure``."""
+    from app.security.http import is_loopback_host
+
+    if settings.auth.mode != "none" or is_loopback_host(host):
+        return
+    if not insecure:
+        raise _Refused(
+            f"refusing to listen on {host}: auth.mode is none: the API would be open to the "
+            "network; use auth.mode: jwt or pass --insecure"
+        )
+    if warn:
+        logger.warning(
+            "INSECURE: listening on %s with auth.mode none (--insecure): anyone who can reach "
+            "this port can read process lists and command lines and silence every alert. "
+            "Requests are still only served for a loopback Host name (localhost, 127.0.0.1).",
+            host,
+        )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Agent and server as two supervised child processes; SIGTERM stops both."""
     from app.agent.lock import is_held
@@ -91,6 +144,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _log_level(settings)
+    host = args.host or settings.server.host
+    port = args.port or settings.server.port
+    try:  # refused here too, so that serve exits at once instead of restarting a server
+        tls = _tls_options(args, settings)
+        _check_bind(host, settings, args.insecure, warn=False)
+    except _Refused as exc:
+        sys.stderr.write(f"sysmon serve: {exc}\n")
+        return 2
     path = _config_path(args)
     config = ["--config", str(path)] if path else []
     server_args = [*config, "server"]
@@ -98,6 +159,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server_args += ["--host", args.host]
     if args.port:
         server_args += ["--port", str(args.port)]
+    if args.ssl_certfile or args.ssl_keyfile:
+        server_args += ["--ssl-certfile", tls["ssl_certfile"], "--ssl-keyfile", tls["ssl_keyfile"]]
+    if args.insecure:
+        server_args.append("--insecure")
     folder = data_dir(settings.database.path)
     supervisor = Supervisor(
         [
@@ -113,9 +178,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     supervisor.start()
-    host = args.host or settings.server.host
-    port = args.port or settings.server.port
-    logger.info("sysmon serving on http://%s:%s/ (agent + server)", host, port)
+    scheme = "https" if tls else "http"
+    logger.info("sysmon serving on %s://%s:%s/ (agent + server)", scheme, host, port)
     stop.wait()
     logger.info("sysmon stopping")
     supervisor.stop()
@@ -173,6 +237,15 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, parents=[common])
         p.add_argument("--host", help="bind address (default: server.host, 127.0.0.1)")
         p.add_argument("--port", type=int, help="port (default: server.port, 8000)")
+        p.add_argument(
+            "--ssl-certfile", help="PEM certificate: serve HTTPS (server.security.ssl_certfile)"
+        )
+        p.add_argument("--ssl-keyfile", help="PEM private key (server.security.ssl_keyfile)")
+        p.add_argument(
+            "--insecure",
+            action="store_true",
+            help="allow a non-loopback bind with auth.mode none (no authentication!)",
+        )
         p.set_defaults(func=func)
     agent = sub.add_parser(
         "agent", help="run the collectors, store writer and alerts only", parents=[common]
@@ -193,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="validate the configuration and exit", parents=[common]
     )
     check.set_defaults(func=cmd_config_check)
+    from app.security.cli import register as register_accounts  # sysmon user, sysmon key
+
+    register_accounts(sub, [common])
     return parser
 
 
@@ -200,7 +276,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)

@@ -35,6 +35,7 @@ from app.api.errors import install_handlers
 from app.api.feed import LatestView, TickFeed
 from app.api.limits import install_limits
 from app.api.main import api_router
+from app.api.routes import docs as docs_routes
 from app.api.routes import metrics as metrics_routes
 from app.channel import TickSubscriber, data_dir, socket_path
 from app.clock import Clock, SystemClock
@@ -51,7 +52,11 @@ logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
-VENDOR_DIRS = {"uplot": ROOT / "node_modules" / "uplot" / "dist"}
+VENDOR_DIRS = {
+    "uplot": ROOT / "node_modules" / "uplot" / "dist",
+    "swagger-ui": ROOT / "node_modules" / "swagger-ui-dist",
+    "redoc": ROOT / "node_modules" / "redoc" / "bundles",
+}
 
 
 def validate_settings(settings: Settings, registry: CollectorRegistry | None = None) -> None:
@@ -183,6 +188,8 @@ def create_app(
         version=__version__,
         description="Single-server system resource monitor: metrics, history, alerts.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc: app.api.routes.docs (assets from our origin)
+        redoc_url=None,
     )
     install_handlers(app)
     # Middleware runs outermost-last-added: body limit, Host check and headers, rate
@@ -194,6 +201,7 @@ def create_app(
     install_http_security(app, the_settings)
     install_limits(app, the_settings.server.limits)  # outermost: bodies checked first
     app.include_router(api_router)
+    app.include_router(docs_routes.router)
     # Hot read-only endpoints also answer through plain Starlette routes matched first;
     # the FastAPI routes above stay for validation-free documentation in /docs.
     app.router.routes[0:0] = metrics_routes.FAST_ROUTES
@@ -202,7 +210,7 @@ def create_app(
             if folder.exists():
                 app.mount(f"/static/vendor/{name}", StaticFiles(directory=folder), name=name)
             else:
-                logger.warning("%s not installed (run `npm ci`): dashboard charts disabled", name)
+                logger.warning("%s not installed (run `npm ci`): served without it", name)
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 from app.clock import Clock
 from app.live import LiveHub
+from app.security.principal import principal_of
 from app.serialize import to_json_bytes
 
 
@@ -39,7 +40,7 @@ def _without_cmdlines(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in row.items() if k != "cmdline"} for row in rows]
 
 
-def sees_command_lines(scope: Mapping[str, Any], roles_apply: bool) -> bool:
+def sees_command_lines(scope: MutableMapping[str, Any], roles_apply: bool) -> bool:
     """Whether the caller may see full command lines (they can hold secrets).
 
     With ``auth.mode: none`` (``roles_apply`` False) the local user is the admin.
@@ -47,10 +48,8 @@ def sees_command_lines(scope: Mapping[str, Any], roles_apply: bool) -> bool:
     """
     if not roles_apply:
         return True
-    principal = (scope.get("state") or {}).get("principal")
-    role = principal.get("role") if isinstance(principal, Mapping) else None
-    role = role or getattr(principal, "role", None)
-    return role == "admin"
+    principal = principal_of(scope)
+    return principal is not None and principal.is_admin
 
 
 class TickFeed:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.routes import alerts, health, metrics, stream, web
+from app.api.routes import admin, alerts, auth, health, metrics, stream, web
 
 api_router = APIRouter()
 api_router.include_router(health.router)
@@ -12,3 +12,5 @@ api_router.include_router(metrics.router)
 api_router.include_router(stream.router)
 api_router.include_router(alerts.router)
 api_router.include_router(web.router)
+api_router.include_router(auth.router)
+api_router.include_router(admin.router)

@@ -7,9 +7,18 @@ get 421). ``jwt`` turns on users, tokens, API keys and roles.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 class RateLimitConfig(BaseModel):
@@ -25,6 +34,35 @@ class RateLimitConfig(BaseModel):
     default: str = Field(default="1200/minute", description="Per client and route")
     login: str = Field(default="5/minute", description="Token/login attempts per client")
     alerts_test: str = Field(default="6/minute", description="POST /alerts/test per client")
+    exempt: list[str] = Field(
+        default_factory=lambda: ["/api/v1/health", "/api/v1/stream"],
+        description="Paths the default limit does not count (probes; the long-lived stream)",
+    )
+    key_prefix: str = Field(
+        default="sysmon",
+        min_length=1,
+        description="Prefix of the limit keys (several services may share one Redis)",
+    )
+
+    @field_validator("default", "login", "alerts_test")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate limit (write e.g. '10/minute' or '100 per hour')"
+            ) from None
+        return value
+
+    @field_validator("storage")
+    @classmethod
+    def _known_storage(cls, value: str) -> str:
+        if value.split("://", 1)[0] not in ("memory", "redis", "rediss", "redis+unix"):
+            raise ValueError("use memory:// or redis://host:port/db (rediss:// for TLS)")
+        return value
 
 
 class AuthConfig(BaseModel):
@@ -45,6 +83,10 @@ class AuthConfig(BaseModel):
     users_db: str | None = Field(
         default=None, description="Users, keys, audit (default auth.db in the data directory)"
     )
+    session_hours: float = Field(
+        default=12, gt=0, le=24 * 30, description="Lifetime of a dashboard login (cookie)"
+    )
+    audit_retention_days: float = Field(default=365, gt=0, description="Audit rows kept")
 
 
 class HttpSecurityConfig(BaseModel):
@@ -57,6 +99,42 @@ class HttpSecurityConfig(BaseModel):
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed cross-site (CORS off when empty)"
     )
-    ssl_certfile: str | None = None
-    ssl_keyfile: str | None = None
+    ssl_certfile: str | None = Field(default=None, description="PEM certificate: serve HTTPS")
+    ssl_keyfile: str | None = Field(default=None, description="PEM private key of ssl_certfile")
+    hsts_max_age_seconds: int = Field(
+        default=31_536_000,
+        ge=0,
+        description="Strict-Transport-Security max-age on TLS responses (0: no header)",
+    )
     rate_limits: RateLimitConfig = Field(default_factory=RateLimitConfig)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_patterns(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if item == "*" or _is_ip(item.strip("[]")):
+                continue
+            name = item.removeprefix("*.")
+            if not name or any(c in name for c in "/*@: "):
+                raise ValueError(
+                    f"{item!r}: give a host name or address without scheme or port, "
+                    "'*.example.com' for its subdomains, or '*'"
+                )
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for item in value:
+            scheme, sep, rest = item.partition("://")
+            if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+                raise ValueError(
+                    f"{item!r}: an origin is scheme://host[:port], e.g. https://grafana.example"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> HttpSecurityConfig:
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together: give both or neither")
+        return self

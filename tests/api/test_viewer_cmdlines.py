@@ -9,6 +9,7 @@ from typing import Any
 from app.api.feed import LatestView, TickFeed, sees_command_lines
 from app.clock import FakeClock
 from app.live import LiveHub
+from app.security.principal import Principal
 
 
 def frame(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], bytes]:
@@ -33,8 +34,8 @@ def test_viewers_get_no_cmdline_admins_do() -> None:
 
 
 def test_who_sees_command_lines() -> None:
-    admin = {"state": {"principal": {"name": "a", "role": "admin"}}}
-    viewer = {"state": {"principal": {"name": "v", "role": "viewer"}}}
+    admin = {"state": {"principal": Principal(name="a", role="admin", via="jwt")}}
+    viewer = {"state": {"principal": Principal(name="v", role="viewer", via="session")}}
     assert sees_command_lines(admin, roles_apply=True)
     assert not sees_command_lines(viewer, roles_apply=True)
     assert not sees_command_lines({}, roles_apply=True), "no principal: no command lines"

@@ -6,10 +6,9 @@ runs without alerting the routes answer 503. Handlers are plain ``def``: FastAPI
 them in its thread pool, so SQLite reads and the synchronous test send never block the
 event loop.
 
-Write endpoints (silences, test) depend on ``require_admin``. There is no
-authentication yet, so it allows every caller; once authentication exists, this one
-function (or ``app.dependency_overrides[require_admin]``) is where the admin role is
-enforced, and every write route is covered without touching the handlers.
+Write endpoints (silences, test) depend on ``require_admin`` (``app.security.deps``):
+403 unless the caller is an admin. Reads need any authenticated caller, which
+``AuthMiddleware`` has already ensured before routing.
 """
 
 from __future__ import annotations
@@ -28,20 +27,12 @@ from app.alerts.rules import CompiledRule
 from app.alerts.service import ChannelDisabledError, HistoryEntry, UnknownChannelError
 from app.alerts.store import Silence
 from app.api.errors import query_instant, unprocessable
+from app.security.deps import require_admin
 from app.timeparse import parse_instant
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
 DEFAULT_HISTORY_SECONDS = 7 * 86400.0
-
-
-async def require_admin() -> None:
-    """Authorization hook of every write endpoint: currently allows everything.
-
-    No authentication exists yet. When it does, make this raise 401/403 unless the
-    caller has the admin role (or override it via ``app.dependency_overrides``).
-    """
-    return None
 
 
 class AlertsBackend(Protocol):
