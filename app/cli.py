@@ -46,7 +46,16 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _log_level(settings)
-    return run_agent(settings)
+    return run_agent(settings, _config_path(args))
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    from app.agent.process import send_reload
+    from app.main import validate_settings
+
+    settings = _settings(args)
+    validate_settings(settings)  # refuse a bad file here, naming the key
+    return send_reload(settings)
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -177,6 +186,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # SIGHUP: reload the configuration (the agent re-reads the file; see app/agent/reload.py).
+    signal.signal(signal.SIGHUP, lambda *_: supervisor.send("agent", signal.SIGHUP))
     supervisor.start()
     scheme = "https" if tls else "http"
     logger.info("sysmon serving on %s://%s:%s/ (agent + server)", scheme, host, port)
@@ -251,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
         "agent", help="run the collectors, store writer and alerts only", parents=[common]
     )
     agent.set_defaults(func=cmd_agent)
+    reload = sub.add_parser(
+        "reload", help="make the running agent re-read the configuration", parents=[common]
+    )
+    reload.set_defaults(func=cmd_reload)
     collect = sub.add_parser(
         "collect", help="collect once and print a JSON snapshot", parents=[common]
     )

@@ -79,17 +79,6 @@ def validate_settings(settings: Settings, registry: CollectorRegistry | None = N
             build_notifier(name, channel, environ)
 
 
-def thresholds(settings: Settings) -> dict[str, dict[str, float]]:
-    """Warning/critical levels per ``metric.field`` from upper-bound alert rules (UI colours)."""
-    out: dict[str, dict[str, float]] = {}
-    for rule in settings.alerts.rules:
-        if rule.operator not in (">", ">="):
-            continue
-        level = out.setdefault(rule.metric, {})
-        level[rule.severity] = min(rule.threshold, level.get(rule.severity, float("inf")))
-    return out
-
-
 def _agent_supervisor(settings: Settings, config_path: Path | None) -> Any:
     """A supervisor that keeps one agent running for this data directory."""
     from app.agent.lock import is_held
@@ -163,7 +152,6 @@ def create_app(
             lambda: feed.generation, max_bytes=the_settings.server.limits.cache_max_bytes
         )
         app.state.alerts = alerts
-        app.state.thresholds = thresholds(the_settings)
         app.state.started = the_clock.monotonic()
         logger.info(
             "sysmon server %s reading %s; live ticks from %s%s",

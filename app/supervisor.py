@@ -79,6 +79,15 @@ class Supervisor:
     def restarts(self) -> dict[str, int]:
         return {c.spec.name: c.restarts for c in self._children}
 
+    def send(self, name: str, sig: int) -> bool:
+        """Send ``sig`` to the running child called ``name`` (False if it is not running)."""
+        for child in self._children:
+            proc = child.proc
+            if child.spec.name == name and proc is not None and proc.poll() is None:
+                proc.send_signal(sig)
+                return True
+        return False
+
     def start(self) -> None:
         """Run the supervision loop on a background thread."""
         self._thread = threading.Thread(target=self.run, name="supervisor", daemon=True)

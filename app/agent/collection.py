@@ -16,7 +16,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -98,6 +98,30 @@ class Collection:
     @property
     def names(self) -> list[str]:
         return sorted(self._slots)
+
+    def reconfigure(
+        self,
+        replace: Mapping[str, Collector],
+        remove: Iterable[str],
+        deadline_seconds: float,
+        deadlines: Mapping[str, float] | None = None,
+    ) -> None:
+        """Swap in new or changed collectors and drop removed ones (between ticks: the
+        caller holds the tick lock). Unchanged collectors keep their instance."""
+        own = deadlines or {}
+        for name in remove:
+            slot = self._slots.pop(name, None)
+            if slot is not None:
+                slot.executor.shutdown(wait=False, cancel_futures=True)
+                slot.collector.close()
+        for name, collector in replace.items():
+            old = self._slots.pop(name, None)
+            if old is not None:
+                old.executor.shutdown(wait=False, cancel_futures=True)
+                old.collector.close()
+            self._slots[name] = _Slot(name, collector, deadline_seconds)
+        for name, slot in self._slots.items():
+            slot.deadline = own.get(name, deadline_seconds)
 
     def durations(self) -> dict[str, float | None]:
         return {name: slot.last_duration for name, slot in self._slots.items()}

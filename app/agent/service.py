@@ -18,6 +18,7 @@ import logging
 import os
 import platform
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from app import __version__
 from app.agent.collection import Collection, Metronome
 from app.agent.gaps import GapLog
 from app.agent.integrity import IntegrityWatch
+from app.agent.reload import ReloadPlan, plan_reload
 from app.agent.writer import BufferedWriter
 from app.alerts.service import AlertService
 from app.channel import TickPublisher, socket_path
@@ -116,6 +118,9 @@ class Agent:
         self.metronome = Metronome(settings.collection.interval_seconds, self.clock, self.tick)
         self.host = _host_facts(self.source)
         self._threaded = False
+        self._tick_lock = threading.Lock()
+        self.config_generation = 0
+        """Counts applied reloads (health shows it; the server re-reads rules on change)."""
         self.started_at: float | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -177,6 +182,10 @@ class Agent:
     def tick(self, ts: float | None = None) -> Snapshot:
         """Collect, evaluate alerts, publish, hand to the writer (see the module doc)."""
         stamp = self.clock.time() if ts is None else ts
+        with self._tick_lock:
+            return self._tick(stamp)
+
+    def _tick(self, stamp: float) -> Snapshot:
         snapshot = self.collection.tick(stamp)
         self.alerts.consume(snapshot)
         if self._threaded:
@@ -231,8 +240,68 @@ class Agent:
             "alerts": {
                 "enabled": self.alerts.config.enabled,
                 "active": [_active_json(a) for a in self.alerts.active()],
+                "config": self.alerts.config.model_dump(mode="json", by_alias=True),
             },
+            "config_generation": self.config_generation,
         }
+
+    # --- reload ------------------------------------------------------------------------
+
+    def reload(self, new: Settings) -> ReloadPlan:
+        """Apply ``new`` where it can be applied live; raises ``ConfigError`` (and changes
+        nothing) when the new configuration is bad. See ``app.agent.reload``."""
+        built = self.registry.build(new.collectors, self.source)  # validates options
+        try:
+            plan = plan_reload(self.settings, new, set(self.collection.names), set(built))
+            deadlines = _collector_deadlines(new, built)
+            fresh = None
+            if plan.alerts_changed:
+                server = new.server
+                fresh = AlertService.from_settings(  # resolves channel secrets: may raise
+                    new.alerts,
+                    new.database.path,
+                    self.clock,
+                    dashboard_url=server.dashboard_url or f"http://{server.host}:{server.port}/",
+                    hostname=socket.gethostname(),
+                )
+        except Exception:
+            for collector in built.values():
+                collector.close()
+            raise
+        swap = {n: built.pop(n) for n in (*plan.collectors_rebuilt, *plan.collectors_added)}
+        for collector in built.values():  # unchanged: the running instance stays
+            collector.close()
+        old_alerts = self.alerts
+        with self._tick_lock:  # between two ticks: no tick sees half a reload
+            # The interval needs a restart; until then deadlines stay below the old one.
+            same_interval = (
+                new.collection.interval_seconds == self.settings.collection.interval_seconds
+            )
+            deadline = (
+                new.collection.deadline_seconds
+                if same_interval
+                else self.settings.collection.deadline_seconds
+            )
+            self.collection.reconfigure(swap, plan.collectors_removed, deadline, deadlines)
+            if fresh is not None:
+                old_alerts.flush()  # the new engine loads the state the old one stored
+                fresh.start()
+                self.alerts = fresh
+            self.settings = new
+            self.config_generation += 1
+        if fresh is not None:
+            old_alerts.stop()
+        logger.info(
+            "configuration reloaded: alerts %s; collectors rebuilt=%s added=%s removed=%s%s",
+            "changed" if plan.alerts_changed else "unchanged",
+            ",".join(plan.collectors_rebuilt) or "-",
+            ",".join(plan.collectors_added) or "-",
+            ",".join(plan.collectors_removed) or "-",
+            f"; needs a restart to change: {', '.join(plan.needs_restart)}"
+            if plan.needs_restart
+            else "",
+        )
+        return plan
 
 
 def _ms(seconds: float | None) -> float | None:

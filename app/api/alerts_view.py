@@ -39,14 +39,43 @@ class AlertsView:
         dashboard_url: str | None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
-        self.config = config
-        self.rules: list[CompiledRule] = compile_rules(config)
+        self._config = config
+        self._rules: list[CompiledRule] = compile_rules(config)
+        self._seen: dict[str, Any] | None = None
         self._store = store
         self._feed = feed
         self._clock = clock
         self._hostname = hostname
         self._dashboard_url = dashboard_url
         self._environ = environ
+
+    def _refresh(self) -> None:
+        """Follow the agent's live configuration (it changes on a reload)."""
+        shared = self._feed.status.get("alerts", {}).get("config")
+        if not shared or shared == self._seen:
+            return
+        config = AlertsConfig.model_validate(shared)
+        self._config, self._rules, self._seen = config, compile_rules(config), shared
+
+    @property
+    def config(self) -> AlertsConfig:
+        self._refresh()
+        return self._config
+
+    @property
+    def rules(self) -> list[CompiledRule]:
+        self._refresh()
+        return self._rules
+
+    def thresholds(self) -> dict[str, dict[str, float]]:
+        """Warning/critical level per ``metric.field`` from upper-bound rules (UI colours)."""
+        out: dict[str, dict[str, float]] = {}
+        for rule in self.config.rules:
+            if rule.operator not in (">", ">="):
+                continue
+            level = out.setdefault(rule.metric, {})
+            level[rule.severity] = min(rule.threshold, level.get(rule.severity, float("inf")))
+        return out
 
     def close(self) -> None:
         self._store.close()

@@ -57,7 +57,8 @@ async def get_registry(request: Request) -> CollectorRegistry:
 
 
 async def get_thresholds(request: Request) -> dict[str, dict[str, float]]:
-    found: dict[str, dict[str, float]] = request.app.state.thresholds
+    """From the alert rules in force (the agent's, which a reload may change)."""
+    found: dict[str, dict[str, float]] = request.app.state.alerts.thresholds()
     return found
 
 

@@ -210,3 +210,42 @@ def test_sigterm_stops_both_cleanly(tmp_path: Path) -> None:
         assert mon.proc.wait(timeout=30) == 0
         assert not alive(agent) and not alive(server)
         assert "sysmon agent stopped" in mon.log_text()
+
+
+def test_reload_changes_rules_without_a_gap_and_refuses_a_bad_file(tmp_path: Path) -> None:
+    import yaml
+
+    with monitor(tmp_path) as mon:
+        start = now_slot() + 1
+        body = yaml.safe_load(mon.config.read_text())
+        body["alerts"] = {
+            "rules": [{"name": "mem_reloaded", "metric": "memory.percent", "threshold": 0}]
+        }
+        mon.config.write_text(yaml.safe_dump(body))
+        reload = [sys.executable, "-m", "app", "--config", str(mon.config), "reload"]
+        assert subprocess.run(reload, cwd=ROOT, timeout=30).returncode == 0
+
+        def rules() -> list[str]:
+            r = httpx.get(f"{mon.base}/api/v1/alerts/rules", timeout=5).json()
+            return [rule["name"] for rule in r["rules"]]
+
+        wait_for(lambda: rules() == ["mem_reloaded"], 15, "the reloaded rule")
+        wait_for(
+            lambda: any(
+                a["rule"] == "mem_reloaded"
+                for a in httpx.get(f"{mon.base}/api/v1/alerts", timeout=5).json()["alerts"]
+            ),
+            15,
+            "the new rule to fire",
+        )
+        mon.config.write_text(mon.config.read_text() + "\ncollectors: {nope: {}}\n")
+        refused = subprocess.run(reload, cwd=ROOT, timeout=30, capture_output=True, text=True)
+        assert refused.returncode == 2
+        assert "collectors.nope" in refused.stderr
+        # A SIGHUP straight to the agent with the bad file: refused there too.
+        os.kill(mon.health()["agent"]["pid"], signal.SIGHUP)
+        wait_for(lambda: "reload refused" in mon.log_text(), 15, "the refusal in the log")
+        assert rules() == ["mem_reloaded"], "the running configuration stays"
+        time.sleep(1)
+        end = now_slot() - 1
+        assert_complete(mon, BASE_METRICS, start, end)
