@@ -25,6 +25,7 @@ from tests.security.auth_support import AuthStack, auth_stack, bad_tokens
 
 PUBLIC_EXPECTED = {
     ("GET", "/api/v1/health"),
+    ("GET", "/login"),
     ("POST", "/api/v1/auth/token"),
     ("POST", "/api/v1/auth/refresh"),
     ("POST", "/api/v1/auth/login"),

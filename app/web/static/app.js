@@ -9,6 +9,15 @@
  *
  * Everything from the server is written with textContent, never innerHTML: process names
  * and command lines are arbitrary strings.
+ *
+ * Authentication (auth.mode: jwt): the session is an HttpOnly cookie the browser sends by
+ * itself, also on the EventSource. A 401 from any API call sends the page to
+ * /login?next=<this page>. EventSource cannot see status codes, so when the stream is
+ * closed for good the page asks /api/v1/auth/me whether the session is still valid. The
+ * header shows who is signed in, from /api/v1/auth/me, which with auth.mode: none answers
+ * the implicit local admin with via "none": then nothing about signing in is shown.
+ * Every state-changing request goes through send(), which adds the X-CSRF-Token header
+ * from the sysmon_csrf cookie (the server refuses a cookie-authenticated POST without it).
  */
 (() => {
   'use strict';
@@ -76,6 +85,8 @@
     memFetching: false,
     alertsAvailable: true,
     firstChartMarked: false,
+    leaving: false, // on the way to /login: stop reconnecting and fetching
+    probing: false, // an /auth/me check after a stream error is in flight
   };
 
   const $ = (sel, root = document) => root.querySelector(sel);
@@ -125,8 +136,109 @@
   }
   async function getJSON(url) {
     const resp = await fetch(url, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+    if (resp.status === 401) toLogin();
     if (!resp.ok) throw new HttpError(resp.status, url);
     return resp.json();
+  }
+
+  // ---------- session ----------
+  const CSRF_COOKIE = 'sysmon_csrf';
+
+  // Not signed in, or the session ended (expired, signed out elsewhere, password changed):
+  // go to the login page, which comes back here after signing in.
+  function toLogin() {
+    if (state.leaving) return;
+    state.leaving = true;
+    window.clearTimeout(state.reconnectTimer);
+    if (state.es) { state.es.close(); state.es = null; }
+    const here = window.location.pathname + window.location.search + window.location.hash;
+    window.location.replace(`/login?expired=1&next=${encodeURIComponent(here)}`);
+  }
+
+  function csrfToken() {
+    for (const part of document.cookie.split(';')) {
+      const eq = part.indexOf('=');
+      if (eq > 0 && part.slice(0, eq).trim() === CSRF_COOKIE) return decodeURIComponent(part.slice(eq + 1).trim());
+    }
+    return '';
+  }
+
+  // Every POST/PUT/PATCH/DELETE goes through here: the X-CSRF-Token header proves the
+  // request comes from a page of this origin (only such a page can read the cookie).
+  async function send(method, url, body) {
+    const headers = { Accept: 'application/json' };
+    const token = csrfToken();
+    if (token) headers['X-CSRF-Token'] = token;
+    const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    const resp = await fetch(url, init);
+    if (resp.status === 401) toLogin();
+    return resp;
+  }
+
+  // After the stream closed: a 401 closes an EventSource exactly like a 502 does, and
+  // only another request can tell them apart. A failed fetch means the server is away,
+  // which the reconnect loop handles.
+  async function checkSession() {
+    if (state.probing || state.leaving) return;
+    state.probing = true;
+    try {
+      const resp = await fetch(`${API}/auth/me`, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+      if (resp.status === 401) toLogin();
+    } catch (err) {
+      // unreachable: keep reconnecting
+    } finally {
+      state.probing = false;
+    }
+  }
+
+  function renderAccount(me) {
+    const box = $('#account');
+    const on = Boolean(me && me.via && me.via !== 'none');
+    document.documentElement.dataset.auth = on ? 'on' : 'off';
+    box.hidden = !on;
+    if (!on) return;
+    $('#user-name').textContent = me.name || '';
+    const role = $('#user-role');
+    role.textContent = me.role || '';
+    role.dataset.role = me.role || '';
+  }
+
+  // Who is signed in. 401 goes to the login page (getJSON); 404 is a server without
+  // the auth API (nothing to show); any other failure leaves the header as it is.
+  async function loadMe() {
+    try {
+      renderAccount(await getJSON(`${API}/auth/me`));
+    } catch (err) {
+      if (err instanceof HttpError && err.status === 404) renderAccount(null);
+    }
+  }
+
+  async function signOut() {
+    const btn = $('#signout');
+    btn.disabled = true;
+    let ok = false;
+    try {
+      const resp = await send('POST', `${API}/auth/logout`);
+      ok = resp.ok || resp.status === 401;
+    } catch (err) {
+      ok = false;
+    }
+    if (!ok) {
+      btn.disabled = false;
+      const notice = $('#notice');
+      notice.textContent = 'Could not sign out: the server did not answer. Try again.';
+      notice.hidden = false;
+      return;
+    }
+    if (state.leaving) return;
+    state.leaving = true;
+    window.clearTimeout(state.reconnectTimer);
+    if (state.es) { state.es.close(); state.es = null; }
+    window.location.replace('/login?signed_out=1');
   }
 
   // ---------- thresholds ----------
@@ -301,7 +413,9 @@
       cells.forEach((text, c) => {
         if (tr.cells[c].textContent !== text) tr.cells[c].textContent = text;
       });
-      tr.cells[1].title = p.cmdline || p.name || '';
+      // Viewers get no command line (the server strips it for them): the name then.
+      const title = typeof p.cmdline === 'string' && p.cmdline ? p.cmdline : p.name || '';
+      if (tr.cells[1].title !== title) tr.cells[1].title = title;
     });
     $('#procs-count').textContent = sorted.length ? `top ${sorted.length} by ${state.sort === 'memory' ? 'memory' : 'CPU'}` : 'no process data';
   }
@@ -761,13 +875,14 @@
   }
 
   function scheduleReconnect() {
-    if (state.reconnectTimer || state.paused) return;
+    if (state.reconnectTimer || state.paused || state.leaving) return;
     const delay = state.reconnectDelay;
     state.reconnectDelay = Math.min(state.reconnectDelay * 2, 10000);
     state.reconnectTimer = window.setTimeout(() => { state.reconnectTimer = 0; connect(); }, delay);
   }
 
   function connect() {
+    if (state.leaving) return;
     if (state.es) state.es.close();
     const es = new EventSource(`${API}/stream`);
     state.es = es;
@@ -783,8 +898,12 @@
       if (state.connected || state.everConnected) setConn('reconnecting');
       state.connected = false;
       // The browser retries network errors itself; an HTTP error (a 502 from a proxy
-      // during a restart) closes the stream for good, so retry ourselves with backoff.
-      if (es.readyState === EventSource.CLOSED) scheduleReconnect();
+      // during a restart, or a 401 when the session ended) closes the stream for good:
+      // find out which, and retry ourselves with backoff.
+      if (es.readyState === EventSource.CLOSED) {
+        checkSession();
+        scheduleReconnect();
+      }
     };
   }
 
@@ -798,6 +917,7 @@
     setConn('live');
     if (wasConnected) {
       loadSystem();
+      loadMe();
       state.alertsAvailable = true;
       loadAlerts();
       if (state.range === 'live') { state.pending = []; loadHistory(); }
@@ -877,7 +997,9 @@
       btn.addEventListener('click', () => setSort(btn.dataset.sort));
     }
     document.addEventListener('visibilitychange', onVisibility);
+    $('#signout').addEventListener('click', signOut);
 
+    loadMe();
     connect();
     const sysP = loadSystem();
     const currentP = getJSON(`${API}/metrics/current`).catch(() => null);
