@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -73,6 +73,8 @@ class FakeSource:
         self.state: dict[str, Any] = copy.deepcopy(dict(state))
         self.fail: dict[str, BaseException] = {}
         self.calls: list[str] = []
+        self.reads: list[int] = []
+        """Every pid returned by ``read_processes``, in order (the per-process cost)."""
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         self.state = copy.deepcopy(dict(state))
@@ -152,6 +154,17 @@ class FakeSource:
             yield src.process_info_from(
                 {k: _ns(v) if isinstance(v, dict) else v for k, v in info.items()}
             )
+
+    def process_pids(self) -> set[int]:
+        return {int(info["pid"]) for info in self._get("processes")}
+
+    def read_processes(self, pids: Collection[int]) -> Iterator[ProcessInfo]:
+        # Through ``processes`` so a subclass that fails the listing fails this too.
+        wanted = set(pids)
+        for proc in self.processes():
+            if proc.pid in wanted:
+                self.reads.append(proc.pid)
+                yield proc
 
     def process_details(self, pid: int, create_time: float, *, cmdline: bool) -> ProcessDetails:
         spec = self._get("process_details").get(str(pid))

@@ -125,11 +125,11 @@ def test_vanished_process_closes_its_descriptor(tmp_path: Path) -> None:
     _fake_procfs(tmp_path, {10: _stat_line(10, "a", 1, 1), 20: _stat_line(20, "b", 1, 1)})
     source = PsutilSource(procfs=str(tmp_path))
     list(source.processes())
-    gone_fd = source._stat_fds["20"]
+    gone_fd = source._stat_fds[20]
     (tmp_path / "20" / "stat").unlink()
     (tmp_path / "20").rmdir()
     assert [p.pid for p in source.processes()] == [10]
-    assert set(source._stat_fds) == {"10"}
+    assert set(source._stat_fds) == {10}
     with pytest.raises(OSError):
         os.fstat(gone_fd)
 
@@ -140,7 +140,7 @@ def test_failed_reread_reopens_the_path(tmp_path: Path) -> None:
     _fake_procfs(tmp_path, {10: _stat_line(10, "old", 1, 1)})
     source = PsutilSource(procfs=str(tmp_path))
     list(source.processes())
-    os.close(source._stat_fds["10"])  # reads on it now fail, like ESRCH after exit
+    os.close(source._stat_fds[10])  # reads on it now fail, like ESRCH after exit
     (tmp_path / "10" / "stat").write_text(_stat_line(10, "new", 7, 1))
     assert [(p.pid, p.name) for p in source.processes()] == [(10, "new")]
     assert len(source._stat_fds) == 1
@@ -166,11 +166,142 @@ def test_real_proc_child_exit_drops_it() -> None:
     try:
         listed = {p.pid: p for p in source.processes()}
         assert child.pid in listed
-        assert str(child.pid) in source._stat_fds
+        assert child.pid in source._stat_fds
     finally:
         assert child.stdin is not None
         child.stdin.close()
         child.wait()
     assert child.pid not in {p.pid for p in source.processes()}
-    assert str(child.pid) not in source._stat_fds
+    assert child.pid not in source._stat_fds
+    source.close()
+
+
+# --- reading only some processes, and reusing the listing
+
+
+@linux_only
+def test_read_processes_reads_only_the_asked_pids(tmp_path: Path) -> None:
+    _fake_procfs(tmp_path, {pid: _stat_line(pid, f"p{pid}", pid, 1) for pid in (10, 20, 30)})
+    source = PsutilSource(procfs=str(tmp_path))
+    assert source.process_pids() == {10, 20, 30}
+    assert source._stat_fds == {}  # listing opens nothing
+    got = {p.pid: p for p in source.read_processes([20, 30, 99])}  # 99 does not exist
+    assert set(got) == {20, 30} and set(source._stat_fds) == {20, 30}
+    # unchanged bytes: the same object back, without parsing; changed bytes: parsed
+    (tmp_path / "30" / "stat").write_text(_stat_line(30, "p30", 31, 1))
+    again = {p.pid: p for p in source.read_processes([20, 30])}
+    assert again[20] is got[20]
+    assert again[30] is not got[30] and again[30].cpu_time == 36 / CLK
+    # a pid no longer listed loses its descriptor at the next listing
+    fd = source._stat_fds[20]
+    (tmp_path / "20" / "stat").unlink()
+    (tmp_path / "20").rmdir()
+    assert source.process_pids() == {10, 30}
+    assert set(source._stat_fds) == {30} and 20 not in source._stat_memo
+    with pytest.raises(OSError):
+        os.fstat(fd)
+    source.close()
+    assert source._stat_memo == {}
+
+
+@linux_only
+def test_unchanged_bytes_skip_parsing_without_a_cached_descriptor(tmp_path: Path) -> None:
+    _fake_procfs(tmp_path, {10: _stat_line(10, "a", 1, 1), 20: _stat_line(20, "b", 1, 1)})
+    source = PsutilSource(procfs=str(tmp_path))
+    source._fd_budget = 0  # every read opens and closes
+    source.process_pids()
+    first = {p.pid: p for p in source.read_processes([10, 20])}
+    second = {p.pid: p for p in source.read_processes([10, 20])}
+    assert source._stat_fds == {}
+    assert second[10] is first[10] and second[20] is first[20]
+    # a new process under the same pid (other start time) is parsed, never memoized
+    (tmp_path / "10" / "stat").write_text(
+        _stat_line(10, "a", 1, 1).replace(" 100 1000 ", " 300 1000 ")
+    )
+    (third,) = source.read_processes([10])
+    assert third is not first[10] and third.create_time == first[10].create_time + 200 / CLK
+
+
+def _loadavg(root: Path, threads: int, last_pid: int) -> None:
+    (root / "loadavg").write_text(f"0.10 0.20 0.30 2/{threads} {last_pid}\n")
+
+
+@linux_only
+def test_listing_is_reused_while_no_task_was_created_or_reaped(tmp_path: Path) -> None:
+    _fake_procfs(tmp_path, {10: _stat_line(10, "a", 1, 1)})
+    _loadavg(tmp_path, 100, 5000)
+    source = PsutilSource(procfs=str(tmp_path))
+    assert source.process_pids() == {10}
+    _fake_procfs(tmp_path, {20: _stat_line(20, "b", 1, 1)})  # appears, token unchanged
+    assert source.process_pids() == {10}
+    (tmp_path / "loadavg").write_text("0.90 0.20 0.30 7/100 5000\n")  # only the load moved
+    assert source.process_pids() == {10}
+    _loadavg(tmp_path, 101, 5001)  # a task was created
+    assert source.process_pids() == {10, 20}
+    pids = source.process_pids()
+    pids.add(1)  # callers get their own copy
+    assert source.process_pids() == {10, 20}
+
+
+@linux_only
+def test_listing_is_retaken_after_max_age(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_procfs(tmp_path, {10: _stat_line(10, "a", 1, 1)})
+    _loadavg(tmp_path, 100, 5000)
+    source = PsutilSource(procfs=str(tmp_path))
+    clock = [100.0]
+    monkeypatch.setattr(src.time, "monotonic", lambda: clock[0])
+    assert source.process_pids() == {10}
+    # A change the token does not show (another pid namespace): seen after the max age,
+    # and from then on the token is not trusted.
+    _fake_procfs(tmp_path, {20: _stat_line(20, "b", 1, 1)})
+    clock[0] += src._PIDS_MAX_AGE - 0.5
+    assert source.process_pids() == {10}
+    clock[0] += 1.0
+    assert source.process_pids() == {10, 20}
+    assert source._pids_gate is False
+    _fake_procfs(tmp_path, {30: _stat_line(30, "c", 1, 1)})
+    assert source.process_pids() == {10, 20, 30}
+
+
+@linux_only
+@pytest.mark.parametrize("loadavg", ["0.00 0.00 0.00 0/0 0\n", "garbage\n", None])
+def test_no_usable_loadavg_means_listing_every_time(tmp_path: Path, loadavg: str | None) -> None:
+    _fake_procfs(tmp_path, {10: _stat_line(10, "a", 1, 1)})
+    if loadavg is not None:  # gVisor prints zeros; a fake /proc may have none
+        (tmp_path / "loadavg").write_text(loadavg)
+    source = PsutilSource(procfs=str(tmp_path))
+    assert source.process_pids() == {10}
+    _fake_procfs(tmp_path, {20: _stat_line(20, "b", 1, 1)})
+    assert source.process_pids() == {10, 20}
+
+
+def test_psutil_fallback_reads_only_the_asked_pids() -> None:
+    source = PsutilSource()
+    source._linux_fast = False
+    me = os.getpid()
+    assert me in source.process_pids()
+    missing = max(source.process_pids()) + 100_000
+    got = list(source.read_processes([me, missing]))
+    assert [p.pid for p in got] == [me]
+    assert got[0].create_time == pytest.approx(psutil.Process(me).create_time())
+    assert got[0].num_threads is not None and got[0].num_threads >= 1
+
+
+@linux_only
+def test_real_proc_listing_sees_children_come_and_go_at_once() -> None:
+    source = PsutilSource()
+    for _ in range(5):
+        source.process_pids()
+        child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                                 stdin=subprocess.PIPE)  # fmt: skip
+        try:
+            assert child.pid in source.process_pids()
+            (info,) = source.read_processes([child.pid])
+            assert info.pid == child.pid
+        finally:
+            assert child.stdin is not None
+            child.stdin.close()
+            child.wait()
+        assert child.pid not in source.process_pids()
+        assert list(source.read_processes([child.pid])) == []
     source.close()
