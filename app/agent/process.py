@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import resource
 import signal
 import threading
 from pathlib import Path
@@ -39,8 +40,18 @@ def _reload(agent: Agent, config_path: Path | None) -> None:
         logger.exception("reload failed, the running configuration stays")
 
 
+def _raise_fd_limit() -> None:
+    """Soft descriptor limit up to the hard one: the processes collector keeps one open
+    /proc/<pid>/stat per process (a quarter of the soft limit), which halves its cost."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+
+
 def run_agent(settings: Settings, config_path: Path | None = None) -> int:
     os.umask(0o077)  # database, socket, lock: the agent's files are private
+    _raise_fd_limit()
     lock = DataDirLock(data_dir(settings.database.path))
     try:
         lock.acquire()
