@@ -17,28 +17,66 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
+import yaml
+from pydantic import ValidationError
+from pydantic_settings.exceptions import SettingsError
+
 from app.clock import SystemClock
-from app.config import CONFIG_ENV, Settings, config_path_from_env, load_settings
+from app.config import (
+    CONFIG_ENV,
+    DEFAULT_CONFIG_PATH,
+    SERVED_URL_ENV,
+    Settings,
+    check_writable_file,
+    config_error,
+    config_path_from_env,
+    load_settings,
+    served_url,
+)
 from app.errors import ConfigError
+from app.logs import configure_logging
 
 logger = logging.getLogger("app.cli")
 
 
 def _config_path(args: argparse.Namespace) -> Path | None:
+    """The file a command reads: ``--config`` (before or after the subcommand), else
+    ``$SYSMON_CONFIG``, else ``config/config.yaml`` if it exists; ``None`` = built-in
+    defaults. A file that is named but missing is an error, never a silent default."""
     given = getattr(args, "config", None)
     return Path(given).resolve() if given else config_path_from_env()
 
 
+def _config_origin(args: argparse.Namespace) -> str:
+    if getattr(args, "config", None):
+        return "--config"
+    if os.environ.get(CONFIG_ENV):
+        return f"${CONFIG_ENV}"
+    return "the default path"
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(_config_path(args))
+    """The settings a command runs with. Commands that start the service check up front
+    what would otherwise fail once running, so that a mistake stops them at once with
+    ``config error: <key>: ...`` (exit 2) instead of a supervised child failing in a
+    restart loop: ``serve`` everything ``config check`` checks, ``agent`` its database."""
+    settings = load_settings(_config_path(args))
+    command = getattr(args, "command", None)
+    if command == "serve":
+        from app.preflight import check_settings
+
+        check_settings(settings)
+    elif command == "agent":
+        check_writable_file("database.path", Path(settings.database.path))
+    return settings
 
 
 def _log_level(settings: Settings) -> None:
-    logging.getLogger().setLevel(settings.logging.level.upper())
+    configure_logging(settings.logging.level, access_log=settings.server.access_log)
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
@@ -78,11 +116,14 @@ def cmd_server(args: argparse.Namespace) -> int:
     common = {
         "host": host,
         "port": port,
+        "log_config": None,  # uvicorn logs through app.logs' handler and format
         "log_level": settings.logging.level.lower(),
         "access_log": settings.server.access_log,
         **uvicorn_options(settings.server.limits),
         **tls,
     }
+    # Test notifications link to the address actually served (workers inherit it).
+    os.environ[SERVED_URL_ENV] = served_url(host, port, tls=bool(tls))
     path = _config_path(args)
     if settings.server.workers > 1:
         # Workers import ``app.main:app``, built from the environment: pass them the
@@ -172,6 +213,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server_args += ["--ssl-certfile", tls["ssl_certfile"], "--ssl-keyfile", tls["ssl_keyfile"]]
     if args.insecure:
         server_args.append("--insecure")
+    # The agent's notifications link to the address actually served, --host/--port/TLS
+    # flags included (server.public_url, when set, wins; see app.config.public_url).
+    os.environ[SERVED_URL_ENV] = served_url(host, port, tls=bool(tls))
     folder = data_dir(settings.database.path)
     supervisor = Supervisor(
         [
@@ -225,12 +269,40 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    """Check exactly what ``serve`` would run with, and say what that was: the file (and
+    where its name came from) or the built-in defaults, plus the environment variables
+    that override it (names only: values may be secrets)."""
     from app.main import validate_settings
 
+    path = _config_path(args)
     settings = _settings(args)
     validate_settings(settings)
-    sys.stdout.write("configuration OK\n")
+    if path is None:
+        source = (
+            f"no config file ({DEFAULT_CONFIG_PATH} does not exist and ${CONFIG_ENV} is not "
+            "set): built-in defaults"
+        )
+    else:
+        source = f"{path.absolute()} (from {_config_origin(args)})"
+    lines = [f"configuration OK: {source}"]
+    overrides = _env_overrides(os.environ)
+    if overrides:
+        lines.append(f"overridden by the environment: {', '.join(overrides)}")
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
+
+
+def _env_overrides(environ: Mapping[str, str]) -> list[str]:
+    """``SYSMON_*`` variables that set configuration keys (not secrets or internals)."""
+    sections = {name.upper() for name in Settings.model_fields}
+    found = []
+    for name in environ:
+        upper = name.upper()
+        if upper.startswith("SYSMON_"):
+            section = upper.removeprefix("SYSMON_").split("__", 1)[0]
+            if section in sections:
+                found.append(name)
+    return sorted(found)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,20 +356,33 @@ def build_parser() -> argparse.ArgumentParser:
     from app.security.cli import register as register_accounts  # sysmon user, sysmon key
 
     register_accounts(sub, [common])
+    from app.tui.cli import register as register_top  # sysmon top
+
+    register_top(sub, [common])
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    """Exit codes: 0 ok, 2 usage or configuration error (one line,
+    ``config error: <key>: <message>``, never a traceback), 3 data directory held."""
+    configure_logging()  # sysmon's INFO lines from the first one; levels once settings load
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
     except ConfigError as exc:
-        sys.stderr.write(f"config error: {exc}\n")
-        return 2
+        return _config_failure(exc)
+    except ValidationError as exc:  # a model validated outside load_settings
+        return _config_failure(config_error(exc))
+    except SettingsError as exc:
+        return _config_failure(ConfigError("<environment>", str(exc)))
+    except yaml.YAMLError as exc:
+        return _config_failure(ConfigError("<yaml>", str(exc)))
     return code
+
+
+def _config_failure(exc: ConfigError) -> int:
+    sys.stderr.write(f"config error: {exc}\n")
+    return 2
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from app.api.routes import metrics as metrics_routes
 from app.channel import TickSubscriber, data_dir, socket_path
 from app.clock import Clock, SystemClock
 from app.collectors.registry import CollectorRegistry, discover
-from app.config import Settings, config_path_from_env, load_settings
+from app.config import Settings, config_path_from_env, load_settings, public_url
 from app.errors import ConfigError
 from app.live import LiveHub
 from app.security.auth import install_auth
@@ -60,23 +60,11 @@ VENDOR_DIRS = {
 
 
 def validate_settings(settings: Settings, registry: CollectorRegistry | None = None) -> None:
-    """Everything ``sysmon config check`` checks beyond the pydantic models: collector
-    options, and that every enabled alert channel finds its secret in the environment."""
-    from app.alerts.config import resolve_environ
-    from app.alerts.service import build_notifier
-    from app.collectors.source import PsutilSource
+    """What ``sysmon config check`` checks beyond the pydantic models (``app.preflight``;
+    kept here for its callers). Raises ``ConfigError`` naming the key."""
+    from app.preflight import check_settings
 
-    source = PsutilSource()
-    try:
-        (registry or discover(plugins=settings.collection.plugins)).build(
-            settings.collectors, source
-        )
-    finally:
-        source.close()
-    environ = resolve_environ(None)
-    for name, channel in settings.alerts.channels.items():
-        if channel.enabled:
-            build_notifier(name, channel, environ)
+    check_settings(settings, registry)
 
 
 def _agent_supervisor(settings: Settings, config_path: Path | None) -> Any:
@@ -132,8 +120,7 @@ def create_app(
             feed,
             the_clock,
             hostname=socket.gethostname,
-            dashboard_url=server_cfg.dashboard_url
-            or f"http://{server_cfg.host}:{server_cfg.port}/",
+            dashboard_url=public_url(server_cfg),
         )
         supervisor = None
         if supervise:
@@ -216,13 +203,17 @@ def _build_store(settings: Settings, clock: Clock) -> TimeSeriesStore:
 
 
 def _app_from_environment() -> FastAPI:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    """``uvicorn app.main:app``: the same logging and the same refusal of a bad
+    configuration (``config error: <key>: <message>``, exit 2) as the ``sysmon`` command."""
+    from app.logs import configure_logging
+
+    configure_logging()
     try:
-        return create_app()
+        settings = load_settings(config_path_from_env())
+        configure_logging(settings.logging.level, access_log=settings.server.access_log)
+        return create_app(settings)
     except ConfigError as exc:
-        logger.error("invalid configuration: %s", exc)
+        logger.error("config error: %s", exc)
         sys.exit(2)
 
 

@@ -2,7 +2,13 @@
 
 Instants are Unix epoch seconds (``1764211200`` or ``1764211200.5``) or ISO 8601
 (``2026-11-27T03:12:00Z``, ``2026-11-27T03:12:00+09:00``; a value without an offset is
-UTC). Durations are ``<number><unit>`` with unit s, m, h, d, w (``90s``, ``5m``, ``365d``).
+UTC).
+
+Durations have one grammar for every key and parameter that takes one (alert ``for``,
+``recovery_for``, ``repeat_interval``, ``history_keep``, ``stale_after``; retention
+``keep`` and ``processes_every``): see ``parse_duration``. Keys whose name carries the
+unit (``interval_seconds``, ``timeout_seconds``, ``access_token_minutes``) take plain
+numbers in that unit instead.
 """
 
 from __future__ import annotations
@@ -11,8 +17,19 @@ import math
 import re
 from datetime import UTC, datetime
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_NUM = r"[0-9]+(?:\.[0-9]+)?"
+_NUMBER = re.compile(_NUM)
+# Largest unit first, each at most once; "m" must not be the start of "ms".
+_PARTS = re.compile(
+    rf"(?:(?P<w>{_NUM})w)?(?:(?P<d>{_NUM})d)?(?:(?P<h>{_NUM})h)?"
+    rf"(?:(?P<m>{_NUM})m(?!s))?(?:(?P<s>{_NUM})s)?(?:(?P<ms>{_NUM})ms)?"
+)
+_UNIT_SECONDS = {"w": 604_800.0, "d": 86_400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+DURATION_HELP = (
+    "use a number of seconds or <number><unit> parts, largest unit first, with unit "
+    "ms, s, m, h, d or w (e.g. 500ms, 90s, 5m, 1h30m, 7d, 2w)"
+)
 
 # Instants must fall between 1970 and 9999: anything else is a typo (milliseconds, say).
 _MAX_EPOCH = 253_402_300_799.0
@@ -46,17 +63,70 @@ def parse_instant(value: str) -> float:
     return seconds
 
 
-def parse_duration(value: str | int | float) -> float:
-    """Return seconds for ``"5m"``-style durations (a bare number is seconds)."""
-    if isinstance(value, bool):
-        raise ValueError("duration must be a number or a string like '5m'")
-    if isinstance(value, int | float):
-        seconds = float(value)
+def parse_duration(
+    value: object, *, minimum: float | None = None, above: float | None = None
+) -> float:
+    """Seconds in a duration, the one grammar of every duration sysmon reads.
+
+    A duration is a bare number of seconds (``90``, ``1.5``, or a YAML number), or one or
+    more ``<number><unit>`` parts from the largest unit to the smallest, each unit at
+    most once: ``w`` weeks, ``d`` days, ``h`` hours, ``m`` minutes, ``s`` seconds, ``ms``
+    milliseconds (``500ms``, ``90s``, ``5m``, ``1h30m``, ``7d``, ``2w``, ``1.5h``). Units
+    are case-insensitive; nothing else (spaces inside, signs, exponents) is accepted, so
+    ``5 minutes`` or ``-5m`` fails instead of meaning something surprising.
+
+    ``minimum`` (at least) and ``above`` (strictly more than) are the key's lower bound;
+    the message says which bound was missed. Every failure is a ``ValueError`` whose
+    message starts ``invalid duration``: the caller (pydantic) adds the key.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"invalid duration {value!r}: {DURATION_HELP}")
+    if isinstance(value, str):
+        seconds = _parse_text(value)
     else:
-        match = _DURATION.match(value)
-        if match is None:
-            raise ValueError(f"invalid duration {value!r} (use e.g. 30s, 5m, 1h, 7d)")
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"invalid duration {value!r}")
+        seconds = float(value)
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"invalid duration {value!r}: {DURATION_HELP}")
+    if above is not None and not seconds > above:
+        bound = "zero" if above == 0 else format_duration(above)
+        raise ValueError(f"invalid duration {value!r}: must be greater than {bound}")
+    if minimum is not None and seconds < minimum:
+        raise ValueError(f"invalid duration {value!r}: must be at least {format_duration(minimum)}")
     return seconds
+
+
+def _parse_text(value: str) -> float:
+    text = value.strip().lower()
+    if _NUMBER.fullmatch(text):
+        return float(text)
+    match = _PARTS.fullmatch(text)
+    if not text or match is None:
+        raise ValueError(f"invalid duration {value!r}: {DURATION_HELP}")
+    seconds = 0.0
+    for unit, number in match.groupdict().items():
+        if number is None:
+            continue
+        # ms divides, correctly rounded: "300ms" is 0.3, not 0.30000000000000004.
+        seconds += float(number) / 1000 if unit == "ms" else float(number) * _UNIT_SECONDS[unit]
+    if not math.isfinite(seconds):
+        raise ValueError(f"invalid duration {value!r}: {DURATION_HELP}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest duration string ``parse_duration`` reads back as ``seconds``, for
+    display and messages: 5400 -> ``"1h30m"``, 0.5 -> ``"500ms"``, 1.5 -> ``"1.5s"``."""
+    if seconds == 0:
+        return "0s"
+    if seconds != int(seconds):
+        millis = seconds * 1000
+        if seconds < 1 and millis == int(millis):
+            return f"{int(millis)}ms"
+        return f"{seconds:.6f}".rstrip("0").rstrip(".") + "s"
+    rest = int(seconds)
+    out = ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            out += f"{rest // size}{unit}"
+            rest %= size
+    return out

@@ -33,7 +33,7 @@ from app.alerts.service import AlertService
 from app.channel import TickPublisher, socket_path
 from app.clock import Clock, SystemClock
 from app.collectors.registry import CollectorRegistry, discover
-from app.config import Settings
+from app.config import Settings, public_url
 from app.models import Snapshot
 from app.serialize import snapshot_document, to_json_bytes
 from app.storage.base import TimeSeriesStore
@@ -101,12 +101,11 @@ class Agent:
         self.writer = BufferedWriter(
             self.store, settings.database.write_buffer_max_ticks, self.clock
         )
-        server = settings.server
         self.alerts = AlertService.from_settings(
             settings.alerts,
             settings.database.path,
             self.clock,
-            dashboard_url=server.dashboard_url or f"http://{server.host}:{server.port}/",
+            dashboard_url=public_url(settings.server),
             hostname=socket.gethostname(),
         )
         self.publisher = TickPublisher(
@@ -256,12 +255,11 @@ class Agent:
             deadlines = _collector_deadlines(new, built)
             fresh = None
             if plan.alerts_changed:
-                server = new.server
                 fresh = AlertService.from_settings(  # resolves channel secrets: may raise
                     new.alerts,
                     new.database.path,
                     self.clock,
-                    dashboard_url=server.dashboard_url or f"http://{server.host}:{server.port}/",
+                    dashboard_url=public_url(new.server),
                     hostname=socket.gethostname(),
                 )
         except Exception:

@@ -7,14 +7,14 @@ the environment variable that holds them (``password_env``, ``url_env``) or rece
 value through the settings' environment override (``SYSMON_ALERTS__CHANNELS__SLACK__URL``);
 either way they are ``SecretStr`` so ``repr`` and logs show ``**********``.
 
-Durations are strings such as ``"0s"``, ``"90s"``, ``"5m"``, ``"1h30m"``, ``"4h"``, ``"7d"``
-(or a bare number of seconds).
+Durations are read by ``app.timeparse.parse_duration``, the one grammar of every
+duration in the configuration: ``"500ms"``, ``"90s"``, ``"5m"``, ``"1h30m"``, ``"7d"``,
+``"2w"`` or a bare number of seconds.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
@@ -32,9 +32,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from app.errors import ConfigError
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+from app.timeparse import format_duration, parse_duration
 
 Operator = Literal[">", ">=", "<", "<="]
 Severity = Literal["warning", "critical"]
@@ -109,58 +107,17 @@ KNOWN_LABELS: Mapping[str, frozenset[str]] = {
 }
 
 
-def parse_duration(value: object) -> float:
-    """``"1h30m"`` -> 5400.0. Numbers are seconds. Raises ``ValueError`` on anything else."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as '30s', '5m', '4h'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip().lower()
-        if not text:
-            raise ValueError("empty duration")
-        try:
-            seconds = float(text)
-        except ValueError:
-            pos = 0
-            seconds = 0.0
-            for match in _DURATION_PART.finditer(text):
-                if match.start() != pos:
-                    break
-                seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-                pos = match.end()
-            if pos != len(text):
-                raise ValueError(
-                    f"invalid duration {value!r}: expected e.g. '0s', '90s', '5m', '1h30m', '7d'"
-                ) from None
-    else:
-        raise ValueError("expected a duration such as '30s', '5m', '4h'")
-    if seconds < 0:
-        raise ValueError("duration must not be negative")
-    return seconds
+def _positive(value: object) -> float:
+    return parse_duration(value, above=0)
 
 
-def format_duration(seconds: float) -> str:
-    """Inverse of ``parse_duration`` for display: 5400 -> ``"1h30m"``."""
-    if seconds == 0:
-        return "0s"
-    if seconds != int(seconds):
-        return f"{seconds:g}s"
-    rest = int(seconds)
-    out = ""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if rest >= size:
-            out += f"{rest // size}{unit}"
-            rest %= size
-    return out
+_as_text = PlainSerializer(format_duration, return_type=str)
 
+Duration = Annotated[float, BeforeValidator(parse_duration), _as_text]
+"""Seconds as a float in Python; a duration string in YAML and JSON (``app.timeparse``)."""
 
-Duration = Annotated[
-    float,
-    BeforeValidator(parse_duration),
-    PlainSerializer(format_duration, return_type=str),
-]
-"""Seconds as a float in Python; a duration string in YAML and JSON."""
+PositiveDuration = Annotated[float, BeforeValidator(_positive), _as_text]
+"""A ``Duration`` that must be greater than zero (an interval, a lifetime)."""
 
 
 class RuleConfig(BaseModel):
@@ -191,7 +148,7 @@ class RuleConfig(BaseModel):
         description="How long the value must stay recovered before the alert resolves; "
         "a value hovering at the threshold re-breaches within it and does not flap.",
     )
-    repeat_interval: Duration | None = Field(
+    repeat_interval: PositiveDuration | None = Field(
         default=None, description="Overrides alerts.repeat_interval for this rule"
     )
     labels: dict[str, str] = Field(default_factory=dict)
@@ -382,11 +339,10 @@ class AlertsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
-    repeat_interval: Duration = Field(default=4 * 3600.0, gt=0)
-    history_keep: Duration = Field(default=90 * 86400.0, gt=0)
-    stale_after: Duration = Field(
+    repeat_interval: PositiveDuration = 4 * 3600.0
+    history_keep: PositiveDuration = 90 * 86400.0
+    stale_after: PositiveDuration = Field(
         default=300.0,
-        gt=0,
         description="A firing series missing from the data this long resolves",
     )
     rules: list[RuleConfig] = Field(default_factory=default_rules)
@@ -443,6 +399,7 @@ __all__ = [
     "Duration",
     "EmailChannelConfig",
     "Operator",
+    "PositiveDuration",
     "RuleConfig",
     "Severity",
     "SlackChannelConfig",

@@ -1,8 +1,8 @@
 """Storage configuration: which backend, where, and the retention tiers.
 
-Durations (``keep``, ``processes_every``) are strings of one or more ``<number><unit>``
-parts, unit one of ``s m h d w`` (``"1d"``, ``"12h"``, ``"365d"``, ``"1h30m"``), or a
-bare number of seconds. A bad value fails at load time with a pydantic error whose
+Durations (``keep``, ``processes_every``) follow the one grammar of
+``app.timeparse.parse_duration`` (``"1d"``, ``"12h"``, ``"365d"``, ``"1h30m"``, ``"2w"``,
+or a bare number of seconds). A bad value fails at load time with a pydantic error whose
 location names the key (``retention.tiers.0.keep``), which ``app.config`` turns into a
 ``ConfigError`` for that dotted key.
 
@@ -13,49 +13,22 @@ with ``raw`` and go from fine to coarse.
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from app.timeparse import parse_duration
 
 TierName = Literal["raw", "1m", "5m", "1h"]
 
 TIER_STEP_SECONDS: dict[str, float] = {"1m": 60.0, "5m": 300.0, "1h": 3600.0}
 """Bucket width of each rollup tier (the raw tier's step is the collection interval)."""
 
-_DURATION_RE = re.compile(r"^(?:\d+(?:\.\d+)?(?:s|m|h|d|w))+$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(s|m|h|d|w)")
-_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``"1d"``, ``"12h"``, ``"1h30m"`` or ``"90"``; ``ValueError`` otherwise."""
-    value = text.strip().lower()
-    try:
-        seconds = float(value)
-    except ValueError:
-        if not _DURATION_RE.match(value):
-            raise ValueError(
-                f"invalid duration {text!r}: use <number><unit> with unit s, m, h, d or w, "
-                'e.g. "1d", "12h", "365d"'
-            ) from None
-        seconds = sum(
-            float(num) * _UNIT_SECONDS[unit] for num, unit in _DURATION_PART.findall(value)
-        )
-    if seconds < 0:
-        raise ValueError(f"invalid duration {text!r}: must not be negative")
-    return seconds
-
 
 def _check_duration(value: object, *, positive: bool) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str):
-        raise ValueError("must be a duration string such as 1d, 12h or 365d")
-    seconds = parse_duration(value)
-    if positive and seconds <= 0:
-        raise ValueError(f"invalid duration {value!r}: must be greater than zero")
-    return value
+    """The duration as written (``keep: 7d`` stays ``"7d"``), once it parses."""
+    parse_duration(value, above=0 if positive else None)  # refuses anything else
+    return value if isinstance(value, str) else str(value)
 
 
 class DatabaseConfig(BaseModel):
