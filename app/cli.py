@@ -13,13 +13,10 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import FrameType
 
 import yaml
 from pydantic import ValidationError
@@ -188,9 +185,8 @@ def _check_bind(host: str, settings: Settings, insecure: bool, *, warn: bool) ->
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Agent and server as two supervised child processes; SIGTERM stops both."""
-    from app.agent.lock import is_held
     from app.channel import data_dir
-    from app.supervisor import ChildSpec, Supervisor, sysmon_argv
+    from app.supervisor import sysmon_argv
 
     settings = _settings(args)
     _log_level(settings)
@@ -216,29 +212,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # The agent's notifications link to the address actually served, --host/--port/TLS
     # flags included (server.public_url, when set, wins; see app.config.public_url).
     os.environ[SERVED_URL_ENV] = served_url(host, port, tls=bool(tls))
-    folder = data_dir(settings.database.path)
-    supervisor = Supervisor(
-        [
-            ChildSpec("agent", sysmon_argv(*config, "agent"), may_wait=lambda: is_held(folder)),
-            ChildSpec("server", sysmon_argv(*server_args)),
-        ]
-    )
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    # SIGHUP: reload the configuration (the agent re-reads the file; see app/agent/reload.py).
-    signal.signal(signal.SIGHUP, lambda *_: supervisor.send("agent", signal.SIGHUP))
-    supervisor.start()
     scheme = "https" if tls else "http"
-    logger.info("sysmon serving on %s://%s:%s/ (agent + server)", scheme, host, port)
-    stop.wait()
-    logger.info("sysmon stopping")
-    supervisor.stop()
-    return 0
+    plan = {
+        "agent": sysmon_argv(*config, "agent"),
+        "server": sysmon_argv(*server_args),
+        "lock_dir": str(data_dir(settings.database.path)),
+        "log_level": settings.logging.level,
+        "banner": f"sysmon serving on {scheme}://{host}:{port}/ (agent + server)",
+    }
+    # Become the small supervisor (same pid, so signals and `kill` reach it): the
+    # modules the checks above loaded stay behind.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "app.supervisor", json.dumps(plan)])
 
 
 def cmd_collect(args: argparse.Namespace) -> int:

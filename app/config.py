@@ -35,9 +35,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from pydantic_settings.exceptions import SettingsError
 
 from app.alerts.config import AlertsConfig
-from app.api.limits import HttpLimits
 from app.errors import ConfigError
-from app.security.config import AuthConfig, HttpSecurityConfig
+from app.security.config import AuthConfig, HttpLimits, HttpSecurityConfig
 from app.storage.config import DatabaseConfig, RetentionConfig
 
 logger = logging.getLogger(__name__)

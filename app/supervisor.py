@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -186,3 +187,47 @@ def watch_parent(interval: float = 1.0) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=run, name="parent-watch", daemon=True).start()
+
+
+def serve_forever(agent_argv: list[str], server_argv: list[str], lock_dir: str) -> int:
+    """``sysmon serve`` after its checks: supervise the agent and the server until
+    SIGTERM/SIGINT (then stop both); SIGHUP is passed to the agent (reload)."""
+    import signal
+
+    from app.agent.lock import is_held
+
+    folder = Path(lock_dir)
+    supervisor = Supervisor(
+        [
+            ChildSpec("agent", agent_argv, may_wait=lambda: is_held(folder)),
+            ChildSpec("server", server_argv),
+        ]
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: supervisor.send("agent", signal.SIGHUP))
+    supervisor.start()
+    stop.wait()
+    logger.info("sysmon stopping")
+    supervisor.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m app.supervisor '<json>'``: what ``sysmon serve`` execs into once the
+    configuration is checked. It imports only the standard library (and the lock and
+    log helpers), so the long-running supervisor costs a few MiB, not the ~40 MiB of
+    pydantic, FastAPI and psutil that the checks needed."""
+    import json
+
+    from app.logs import configure_logging
+
+    plan = json.loads((argv or sys.argv[1:])[0])
+    configure_logging(plan.get("log_level", "INFO"))
+    logger.info(plan.get("banner", "sysmon serving"))
+    return serve_forever(plan["agent"], plan["server"], plan["lock_dir"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

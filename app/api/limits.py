@@ -50,70 +50,14 @@ from typing import Any
 
 import h11
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
+from app.security.config import HttpLimits
+
 logger = logging.getLogger(__name__)
-
-KIB = 1024
-MIB = 1024 * KIB
-
-
-class HttpLimits(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_connections: int = Field(
-        default=1000,
-        ge=1,
-        le=100_000,
-        description=(
-            "Open TCP connections per server process; a connection beyond this is closed at "
-            "once, without a response. Keep it well below the process's file descriptor "
-            "limit (ulimit -n)"
-        ),
-    )
-    header_timeout_seconds: float = Field(
-        default=10.0,
-        gt=0,
-        le=300,
-        description=(
-            "A connection that has not sent a complete request line and headers this long "
-            "after it opened (or after the first byte of its next request) is closed"
-        ),
-    )
-    keep_alive_timeout_seconds: float = Field(
-        default=5.0,
-        gt=0,
-        le=300,
-        description=(
-            "An idle connection is closed this long after its last response; also how long "
-            "the rest of an unwanted request body is read and discarded after a response"
-        ),
-    )
-    max_body_bytes: int = Field(
-        default=1 * MIB,
-        ge=0,
-        le=1024 * MIB,
-        description="Largest request body accepted; a larger one is answered 413",
-    )
-    max_header_bytes: int = Field(
-        default=16 * KIB,
-        ge=1 * KIB,
-        le=1 * MIB,
-        description=(
-            "Request line plus headers buffered while still incomplete (h11's max incomplete "
-            "event size); past this the request is answered 400"
-        ),
-    )
-    cache_max_bytes: int = Field(
-        default=32 * MIB,
-        ge=0,
-        le=4096 * MIB,
-        description="Memory for cached range-query answers (total body bytes; 0 = none)",
-    )
 
 
 def uvicorn_options(limits: HttpLimits) -> dict[str, Any]:

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from app.alerts.notifiers.base import DeliveryError
+
+# httpx is imported when the first HTTP channel is built, not with this module: its
+# package also loads its command-line tool (click, rich, pygments; ~10 MiB), which an
+# agent or server without webhook/Slack channels should not carry.
 
 USER_AGENT = "sysmon-alerts/1"
 
 
 class JsonPoster:
     def __init__(self, url: str, timeout_seconds: float) -> None:
+        import httpx
+
         self._url = url
         self._timeout = httpx.Timeout(timeout_seconds)
         self._timeout_seconds = timeout_seconds
@@ -29,6 +33,8 @@ class JsonPoster:
 
     def post(self, payload: Any) -> int:
         """Send ``payload``; returns the 2xx status or raises ``DeliveryError``."""
+        import httpx
+
         request = httpx.Request(
             "POST",
             self._url,
