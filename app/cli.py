@@ -22,6 +22,7 @@ import yaml
 from pydantic import ValidationError
 from pydantic_settings.exceptions import SettingsError
 
+from app import __version__
 from app.clock import SystemClock
 from app.config import (
     CONFIG_ENV,
@@ -295,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_help = "config file (default: $SYSMON_CONFIG or config/config.yaml)"
     parser = argparse.ArgumentParser(prog="sysmon", description="Single-server system monitor")
     parser.add_argument("--config", help=config_help)
+    parser.add_argument("--version", action="version", version=f"sysmon {__version__}")
     # ``--config`` works after the subcommand too (SUPPRESS keeps the earlier one).
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", default=argparse.SUPPRESS, help=config_help)
