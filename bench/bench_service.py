@@ -24,12 +24,12 @@ from pathlib import Path
 
 import httpx
 
+from app.agent.collection import Collection
 from app.clock import SystemClock
 from app.collectors.registry import discover
 from app.collectors.source import PsutilSource
 from app.config import load_settings
 from app.models import Snapshot
-from app.scheduler import CollectionLoop
 from app.storage.sqlite import SQLiteStore
 from bench.loadgen import load
 from bench.proctree import sample_tree
@@ -40,12 +40,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def prefill(db: Path, seconds: int) -> float:
     settings = load_settings(None)
-    collectors = discover().build(settings.collectors, PsutilSource())
-    loop = CollectionLoop(collectors, SystemClock(), [], lambda s, m: None, 5.0)
-    loop.tick()
+    source = PsutilSource()
+    collectors = discover().build(settings.collectors, source)
+    collection = Collection(collectors, SystemClock(), deadline_seconds=5.0)
+    collection.tick(time.time())  # rates and CPU percentages need a baseline
     time.sleep(1)
-    real = loop.tick()
-    loop.close()
+    real = collection.tick(time.time())
+    collection.close()
+    source.close()
     store = SQLiteStore(db, retention=settings.retention, interval_seconds=1)
     store.open()
     now = float(int(time.time()))

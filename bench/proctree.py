@@ -34,14 +34,21 @@ def tree(pid: int) -> list[int]:
     return pids
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` (all its threads), in seconds."""
+def cpu_seconds(pid: int, reaped: bool = False) -> float:
+    """utime + stime of ``pid`` (all its threads), in seconds.
+
+    With ``reaped``, plus cutime + cstime: the CPU of its children that have exited and
+    been waited for. Summed over a live tree, that counts the CPU of short-lived helpers
+    (netdata's plugin scripts) that would otherwise vanish between two samples."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return 0.0
     fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLK_TCK
 
 
 def rss_bytes(pid: int) -> int:
@@ -50,6 +57,20 @@ def rss_bytes(pid: int) -> int:
     except OSError:
         return 0
     return int(statm[1]) * PAGE
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size of ``pid`` (/proc/<pid>/smaps_rollup): each shared page is
+    split among the processes mapping it, so PSS adds up across processes (RSS does not:
+    a library mapped by three processes counts three times in their RSS)."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 @dataclass
