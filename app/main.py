@@ -69,20 +69,10 @@ def validate_settings(settings: Settings, registry: CollectorRegistry | None = N
 
 def _agent_supervisor(settings: Settings, config_path: Path | None) -> Any:
     """A supervisor that keeps one agent running for this data directory."""
-    from app.agent.lock import is_held
-    from app.supervisor import ChildSpec, Supervisor, sysmon_argv
+    from app.supervisor import Supervisor, agent_spec, sysmon_argv
 
-    folder = data_dir(settings.database.path)
     args = ["--config", str(config_path)] if config_path else []
-    return Supervisor(
-        [
-            ChildSpec(
-                "agent",
-                sysmon_argv(*args, "agent"),
-                may_wait=lambda: is_held(folder),
-            )
-        ]
-    )
+    return Supervisor([agent_spec(sysmon_argv(*args, "agent"), data_dir(settings.database.path))])
 
 
 def create_app(

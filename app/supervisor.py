@@ -27,7 +27,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-EXIT_LOCKED = 3  # the same number as app.agent.process.EXIT_LOCKED (a process contract)
+EXIT_LOCKED = 3  # an agent exits with this when another holds its data directory
 PARENT_ENV = "SYSMON_PARENT_PID"
 
 
@@ -165,6 +165,13 @@ class Supervisor:
         logger.info("%s started (pid %d)", child.spec.name, child.proc.pid)
 
 
+def agent_spec(argv: Sequence[str], data_dir: Path) -> ChildSpec:
+    """The agent child: never started while another agent holds ``data_dir``."""
+    from app.agent.lock import is_held
+
+    return ChildSpec("agent", argv, may_wait=lambda: is_held(data_dir))
+
+
 def sysmon_argv(*args: str) -> list[str]:
     """The command line that runs ``sysmon <args>`` with this interpreter."""
     return [sys.executable, "-m", "app", *args]
@@ -194,14 +201,8 @@ def serve_forever(agent_argv: list[str], server_argv: list[str], lock_dir: str) 
     SIGTERM/SIGINT (then stop both); SIGHUP is passed to the agent (reload)."""
     import signal
 
-    from app.agent.lock import is_held
-
-    folder = Path(lock_dir)
     supervisor = Supervisor(
-        [
-            ChildSpec("agent", agent_argv, may_wait=lambda: is_held(folder)),
-            ChildSpec("server", server_argv),
-        ]
+        [agent_spec(agent_argv, Path(lock_dir)), ChildSpec("server", server_argv)]
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

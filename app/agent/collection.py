@@ -109,16 +109,12 @@ class Collection:
         """Swap in new or changed collectors and drop removed ones (between ticks: the
         caller holds the tick lock). Unchanged collectors keep their instance."""
         own = deadlines or {}
-        for name in remove:
+        for name in (*remove, *replace):
             slot = self._slots.pop(name, None)
             if slot is not None:
                 slot.executor.shutdown(wait=False, cancel_futures=True)
                 slot.collector.close()
         for name, collector in replace.items():
-            old = self._slots.pop(name, None)
-            if old is not None:
-                old.executor.shutdown(wait=False, cancel_futures=True)
-                old.collector.close()
             self._slots[name] = _Slot(name, collector, deadline_seconds)
         for name, slot in self._slots.items():
             slot.deadline = own.get(name, deadline_seconds)

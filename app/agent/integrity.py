@@ -77,7 +77,9 @@ class IntegrityWatch:
         self._path = path
         self._probe_every = probe_seconds
         self._full_every = full_seconds
-        self._identity = file_identity(path)
+        self._identity: tuple[int, int] | None = None
+        """The inode checked against: taken at the first check (the agent's first check
+        runs right after it opened, or created, the file)."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.problem: str | None = None
@@ -91,6 +93,8 @@ class IntegrityWatch:
 
     def check(self, full: bool = False) -> str | None:
         started = time.monotonic()
+        if self._identity is None:
+            self._identity = file_identity(self._path)
         problem = probe(self._path, self._identity, full)
         self.checked_at = time.time()
         if full:

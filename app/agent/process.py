@@ -24,11 +24,9 @@ from app.agent.service import Agent
 from app.channel import data_dir
 from app.config import Settings, load_settings
 from app.errors import ConfigError
+from app.supervisor import EXIT_LOCKED, watch_parent
 
 logger = logging.getLogger(__name__)
-
-EXIT_LOCKED = 3
-PARENT_ENV = "SYSMON_PARENT_PID"
 
 
 def _reload(agent: Agent, config_path: Path | None) -> None:
@@ -76,8 +74,7 @@ def run_agent(settings: Settings, config_path: Path | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_hangup)
-    parent = os.environ.get(PARENT_ENV)
-    parent_pid = int(parent) if parent and parent.isdigit() else None
+    watch_parent()  # a SIGTERM to ourselves once the supervisor is gone
     agent = Agent(settings)
     try:
         agent.start()
@@ -87,9 +84,6 @@ def run_agent(settings: Settings, config_path: Path | None = None) -> int:
             if reload.is_set():
                 reload.clear()
                 _reload(agent, config_path)
-            if parent_pid is not None and os.getppid() != parent_pid:
-                logger.warning("agent's supervisor (pid %d) is gone: stopping", parent_pid)
-                break
     finally:
         agent.stop()
         lock.release()

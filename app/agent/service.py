@@ -127,9 +127,6 @@ class Agent:
     def start(self, schedule: bool = True) -> None:
         self.store.open()
         _private_file(str(self.settings.database.path))
-        self.integrity = IntegrityWatch(
-            str(self.settings.database.path), self.settings.agent.integrity_check_seconds
-        )
         self.integrity.check(full=True)
         self.alerts.start()
         self.publisher.start()
@@ -211,6 +208,7 @@ class Agent:
 
     def status(self, now: float) -> dict[str, Any]:
         stats = self.store.stats()
+        durations = self.collection.durations()
         return {
             "agent": {
                 "pid": os.getpid(),
@@ -223,7 +221,7 @@ class Agent:
             },
             "host": {**self.host, "collectors": self.collection.names},
             "collectors": {
-                name: {**report, "last_duration_ms": _ms(self.collection.durations().get(name))}
+                name: {**report, "last_duration_ms": _ms(durations.get(name))}
                 for name, report in self.collection.gaps.report(now).items()
             },
             "missing": self.collection.gaps.missing_now(now),

@@ -67,6 +67,31 @@ def build_notifier(name: str, cfg: ChannelConfig, environ: Mapping[str, str]) ->
     return WebhookNotifier(name, url, cfg.timeout_seconds)
 
 
+def test_notification(now: float, hostname: str, dashboard_url: str | None) -> Notification:
+    """The message ``POST /alerts/test`` sends (agent's service and server's view alike)."""
+    return Notification(
+        kind="test",
+        rule="test",
+        severity="info",
+        metric="",
+        operator="",
+        threshold=0.0,
+        value=None,
+        labels={},
+        since=now,
+        timestamp=now,
+        hostname=hostname,
+        dashboard_url=dashboard_url,
+    )
+
+
+def history_entries(store: AlertStore, start: float, end: float, limit: int) -> list[HistoryEntry]:
+    """Stored events between ``start`` and ``end`` with their delivery attempts."""
+    events = store.events(start, end, limit)
+    deliveries = store.deliveries([e.id for e in events])
+    return [HistoryEntry(e, deliveries.get(e.id, [])) for e in events]
+
+
 class AlertService:
     def __init__(
         self,
@@ -194,9 +219,7 @@ class AlertService:
 
     def history(self, start: float, end: float, limit: int = 1000) -> list[HistoryEntry]:
         """Stored events; the last tick's may still be in the writer queue (ms)."""
-        events = self._store.events(start, end, limit)
-        deliveries = self._store.deliveries([e.id for e in events])
-        return [HistoryEntry(e, deliveries.get(e.id, [])) for e in events]
+        return history_entries(self._store, start, end, limit)
 
     def channel_types(self) -> dict[str, str]:
         return {name: cfg.type for name, cfg in self.config.channels.items()}
@@ -222,21 +245,7 @@ class AlertService:
             raise UnknownChannelError(channel)
         if not cfg.enabled or channel not in self.dispatcher.channels:
             raise ChannelDisabledError(channel)
-        now = self._clock.time()
-        notification = Notification(
-            kind="test",
-            rule="test",
-            severity="info",
-            metric="",
-            operator="",
-            threshold=0.0,
-            value=None,
-            labels={},
-            since=now,
-            timestamp=now,
-            hostname=self.hostname,
-            dashboard_url=self.dashboard_url,
-        )
+        notification = test_notification(self._clock.time(), self.hostname, self.dashboard_url)
         future = self.dispatcher.submit_one(channel, notification, retries=0)
         wait = timeout if timeout is not None else cfg.timeout_seconds * 2 + 5
         try:

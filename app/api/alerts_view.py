@@ -14,13 +14,15 @@ from typing import Any
 
 from app.alerts.config import AlertsConfig, resolve_environ
 from app.alerts.engine import ActiveAlert
-from app.alerts.notifiers.base import DeliveryError, Notification
+from app.alerts.notifiers.base import DeliveryError
 from app.alerts.rules import CompiledRule, compile_rules
 from app.alerts.service import (
     ChannelDisabledError,
     HistoryEntry,
     UnknownChannelError,
     build_notifier,
+    history_entries,
+    test_notification,
 )
 from app.alerts.store import AlertStore, Silence
 from app.api.feed import TickFeed
@@ -88,9 +90,7 @@ class AlertsView:
         return [ActiveAlert(**a) for a in found]
 
     def history(self, start: float, end: float, limit: int = 1000) -> list[HistoryEntry]:
-        events = self._store.events(start, end, limit)
-        deliveries = self._store.deliveries([e.id for e in events])
-        return [HistoryEntry(e, deliveries.get(e.id, [])) for e in events]
+        return history_entries(self._store, start, end, limit)
 
     def channel_types(self) -> dict[str, str]:
         return {name: cfg.type for name, cfg in self.config.channels.items()}
@@ -112,23 +112,9 @@ class AlertsView:
         if not cfg.enabled:
             raise ChannelDisabledError(channel)
         notifier = build_notifier(channel, cfg, resolve_environ(self._environ))
-        now = self._clock.time()
         try:
             notifier.send(
-                Notification(
-                    kind="test",
-                    rule="test",
-                    severity="info",
-                    metric="",
-                    operator="",
-                    threshold=0.0,
-                    value=None,
-                    labels={},
-                    since=now,
-                    timestamp=now,
-                    hostname=self._hostname(),
-                    dashboard_url=self._dashboard_url,
-                )
+                test_notification(self._clock.time(), self._hostname(), self._dashboard_url)
             )
         except DeliveryError:
             raise
