@@ -32,13 +32,13 @@ run: setup
 	$(BIN)/sysmon serve $(ARGS)
 
 lint: $(TEST_STAMP)
-	$(BIN)/ruff check app tests bench
-	$(BIN)/ruff format --check app tests bench
+	$(BIN)/ruff check sysmon app tests bench setup.py
+	$(BIN)/ruff format --check sysmon app tests bench setup.py
 	$(BIN)/mypy
 
 format: $(TEST_STAMP)
-	$(BIN)/ruff format app tests bench
-	$(BIN)/ruff check --fix app tests bench
+	$(BIN)/ruff format sysmon app tests bench setup.py
+	$(BIN)/ruff check --fix sysmon app tests bench setup.py
 
 test: $(TEST_STAMP) $(NPM_STAMP) lint
 	$(BIN)/pytest

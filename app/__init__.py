@@ -1,3 +1,2 @@
-"""sysmon: a single-server system resource monitor."""
-
-__version__ = "0.1.0"
+"""Checkout shim, not part of the wheel: the package is ``sysmon``. It exists so that the
+spec's ``uvicorn app.main:app`` works from a checkout."""

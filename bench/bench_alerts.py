@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.alerts.config import KNOWN_FIELDS, AlertsConfig
-from app.alerts.service import AlertService
-from app.clock import FakeClock
-from app.models import Collected, Sample, Snapshot
+from sysmon.alerts.config import KNOWN_FIELDS, AlertsConfig
+from sysmon.alerts.service import AlertService
+from sysmon.clock import FakeClock
+from sysmon.models import Collected, Sample, Snapshot
 
 MOUNTS = ["/", "/var", "/home", "/data"]
 DEVICES = ["sda", "sdb", "nvme0n1", "nvme1n1"]

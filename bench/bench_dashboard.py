@@ -35,7 +35,7 @@ from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.process import free_port, service_env, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVER_ARGV = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
+SERVER_ARGV = [sys.executable, "-m", "uvicorn", "sysmon.main:app", "--host", "127.0.0.1"]
 BUDGET_BYTES = 300 * 1000
 CPU_BUDGET_PERCENT = 1.0
 FIRST_CHART_JS = """() => {

@@ -68,11 +68,11 @@ from typing import Any
 
 import httpx
 
-from app import __version__
 from bench.bench_service import prefill
 from bench.compare import Poller, wait_ok
 from bench.loadgen import LoadResult, run_wrk
 from bench.proctree import cpu_seconds, pss_bytes, rss_bytes, tree
+from sysmon import __version__
 from tests.support.process import free_port, service_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -223,7 +223,7 @@ def rate_limits_off() -> dict[str, str]:
     per client and route) wrk would measure 429 answers, not the server. The idle phases
     keep the default (1 request a second is far below it)."""
     try:
-        from app.security.config import RateLimitConfig
+        from sysmon.security.config import RateLimitConfig
     except ImportError:
         return {}
     if "enabled" not in RateLimitConfig.model_fields:
@@ -240,7 +240,7 @@ def sysmon_target(tmp: Path, label: str, workers: int = 1, loaded: bool = False)
     return Target(
         "sysmon" if workers == 1 else f"sysmon workers={workers}",
         __version__,
-        [sys.executable, "-m", "app", "serve", "--port", str(port)],
+        [sys.executable, "-m", "sysmon", "serve", "--port", str(port)],
         f"http://127.0.0.1:{port}",
         "/api/v1/metrics/current",
         env=env,

@@ -42,10 +42,10 @@ from unittest import mock
 
 from fastapi import FastAPI
 
-import app.main as app_main
-from app.agent.service import Agent
-from app.clock import FakeClock
-from app.config import Settings, load_settings
+import sysmon.main as app_main
+from sysmon.agent.service import Agent
+from sysmon.clock import FakeClock
+from sysmon.config import Settings, load_settings
 
 PATH = "/api/v1/metrics/current"
 # The shipped default limit; calls rotate over CLIENTS client addresses so that none

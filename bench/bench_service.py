@@ -24,15 +24,15 @@ from pathlib import Path
 
 import httpx
 
-from app.agent.collection import Collection
-from app.clock import SystemClock
-from app.collectors.registry import discover
-from app.collectors.source import PsutilSource
-from app.config import load_settings
-from app.models import Snapshot
-from app.storage.sqlite import SQLiteStore
 from bench.loadgen import load
 from bench.proctree import sample_tree
+from sysmon.agent.collection import Collection
+from sysmon.clock import SystemClock
+from sysmon.collectors.registry import discover
+from sysmon.collectors.source import PsutilSource
+from sysmon.config import load_settings
+from sysmon.models import Snapshot
+from sysmon.storage.sqlite import SQLiteStore
 from tests.support.process import free_port, spawn_service, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -32,12 +32,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.clock import FakeClock
-from app.models import Collected, Labels, Sample, Snapshot
-from app.storage.base import RangeQuery
-from app.storage.config import RetentionConfig
-from app.storage.rollup import Stat
-from app.storage.sqlite import SQLiteStore
+from sysmon.clock import FakeClock
+from sysmon.models import Collected, Labels, Sample, Snapshot
+from sysmon.storage.base import RangeQuery
+from sysmon.storage.config import RetentionConfig
+from sysmon.storage.rollup import Stat
+from sysmon.storage.sqlite import SQLiteStore
 
 DAY = 86_400.0
 END = 1_767_225_600.0  # 2026-01-01T00:00:00Z

@@ -42,9 +42,9 @@ from pathlib import Path
 
 import httpx
 
-from app import __version__
 from bench.loadgen import load
 from bench.proctree import sample_tree
+from sysmon import __version__
 from tests.support.process import free_port, service_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,7 +203,7 @@ def targets(args: argparse.Namespace, tmp: Path) -> list[Target]:
             Target(
                 "sysmon",
                 __version__,
-                [sys.executable, "-m", "app", "serve", "--port", str(port)],
+                [sys.executable, "-m", "sysmon", "serve", "--port", str(port)],
                 f"http://127.0.0.1:{port}/api/v1/metrics/current",
                 env=service_env(tmp / "sysmon.db"),
                 cwd=ROOT,

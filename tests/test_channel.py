@@ -9,7 +9,7 @@ import socket
 import time
 from typing import Any
 
-from app.channel import HEADER, TickPublisher, TickSubscriber, encode_frame, socket_path
+from sysmon.channel import HEADER, TickPublisher, TickSubscriber, encode_frame, socket_path
 from tests.support.stack import short_socket
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import main
+from sysmon.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,7 +22,7 @@ def run(
     full_env["PYTHONPATH"] = str(ROOT)
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "app", *args],
+        [sys.executable, "-m", "sysmon", *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -216,7 +216,9 @@ def test_config_check_catches_what_serve_would_hit(
 ) -> None:
     """In-process (``main``), so the table stays fast; the subprocess tests below show the
     same mistakes stop ``serve``, ``agent`` and ``server`` the same way."""
-    monkeypatch.setattr("app.cli.configure_logging", lambda *a, **k: None)  # keep pytest's logging
+    monkeypatch.setattr(
+        "sysmon.cli.configure_logging", lambda *a, **k: None
+    )  # keep pytest's logging
     for name in [n for n in os.environ if n.startswith("SYSMON_")]:
         monkeypatch.delenv(name)
     for name, value in env.items():

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.config import (
+from sysmon.config import (
     SERVED_URL_ENV,
     check_tls_files,
     check_writable_file,
@@ -17,7 +17,7 @@ from app.config import (
     public_url,
     served_url,
 )
-from app.errors import ConfigError
+from sysmon.errors import ConfigError
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -389,7 +389,7 @@ def test_public_url_must_be_http(bad: str) -> None:
 
 
 def test_dashboard_url_is_a_deprecated_alias(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="app.config"):
+    with caplog.at_level(logging.WARNING, logger="sysmon.config"):
         server = load_settings(None, server={"dashboard_url": "http://mon.example:8080"}).server
     assert server.public_url == "http://mon.example:8080/"
     assert server.dashboard_url == server.public_url

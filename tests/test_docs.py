@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from app.alerts.config import AlertsConfig
-from app.config import load_settings
+from sysmon.alerts.config import AlertsConfig
+from sysmon.config import load_settings
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

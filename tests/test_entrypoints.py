@@ -20,7 +20,7 @@ def test_service_collects_and_serves(tmp_path: Path, how: str) -> None:
     port = free_port()
     db = tmp_path / "sysmon.db"
     argv = (
-        ["uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
+        ["uvicorn", "sysmon.main:app", "--host", "127.0.0.1", "--port", str(port)]
         if how == "uvicorn"
         else ["app", "serve", "--port", str(port)]
     )

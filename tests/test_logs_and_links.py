@@ -21,7 +21,7 @@ import httpx
 import pytest
 import yaml
 
-from app.logs import FORMAT, OWN_LOGGER, UVICORN_LOGGERS, configure_logging
+from sysmon.logs import FORMAT, OWN_LOGGER, UVICORN_LOGGERS, configure_logging
 from tests.alerts.receivers import HttpReceiver
 from tests.support.process import ROOT, free_port, service_env, wait_healthy
 
@@ -80,9 +80,9 @@ def assert_story(log_text: str, port: int | None) -> None:
     )
     if port is not None:
         assert f"INFO    uvicorn: Uvicorn running on http://127.0.0.1:{port}" in log_text
-    assert "INFO    app.alerts.engine: alert firing rule=mem_any" in log_text
+    assert "INFO    sysmon.alerts.engine: alert firing rule=mem_any" in log_text
     assert (
-        "INFO    app.alerts.dispatcher: alert notification sent channel=hook kind=firing "
+        "INFO    sysmon.alerts.dispatcher: alert notification sent channel=hook kind=firing "
         "rule=mem_any" in log_text
     )
     for chatter in ("HTTP Request:", "httpx", "httpcore", "apscheduler", "GET /api/v1/"):
@@ -127,7 +127,7 @@ def test_uvicorn_app_main_logs_the_same_story(tmp_path: Path) -> None:
             SYSMON_CONFIG=str(config),
             **{HOOK_ENV: receiver.url("/ok/hook")},
         )
-        argv = ["uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
+        argv = ["uvicorn", "sysmon.main:app", "--host", "127.0.0.1", "--port", str(port)]
         with started(argv, env, log):
             base = f"http://127.0.0.1:{port}"
             wait_healthy(base, timeout=40)
@@ -185,7 +185,7 @@ def test_configure_logging_levels(level: str, access_log: bool) -> None:
     root = logging.getLogger()
     ours = [h for h in root.handlers if h.formatter is not None and h.formatter._fmt == FORMAT]
     assert len(ours) == 1  # one handler however often it is called
-    assert logging.getLogger("app.alerts.engine").getEffectiveLevel() == getattr(logging, level)
+    assert logging.getLogger("sysmon.alerts.engine").getEffectiveLevel() == getattr(logging, level)
     assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING
     assert logging.getLogger("apscheduler.scheduler").getEffectiveLevel() == logging.WARNING
     access = logging.getLogger("uvicorn.access").getEffectiveLevel()

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.timeparse import format_duration, parse_duration, parse_instant
+from sysmon.timeparse import format_duration, parse_duration, parse_instant
 
 
 @pytest.mark.parametrize(
@@ -60,7 +60,7 @@ def test_parse_instant_only_raises_value_error(text: str) -> None:
     assert 0 <= result <= 253_402_300_799
 
 
-# --- durations: one grammar (app.timeparse.parse_duration) for every duration key ------
+# --- durations: one grammar (sysmon.timeparse.parse_duration) for every duration key ------
 
 DURATIONS = [
     ("500ms", 0.5),

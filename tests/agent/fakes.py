@@ -6,8 +6,8 @@ import threading
 from collections.abc import Sequence
 from typing import ClassVar
 
-from app.models import Collected, MetricInfo, Sample, Snapshot
-from app.storage.base import RangeQuery, SeriesResult, StoreStats
+from sysmon.models import Collected, MetricInfo, Sample, Snapshot
+from sysmon.storage.base import RangeQuery, SeriesResult, StoreStats
 
 
 class Steady:

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from app.agent.collection import Collection, Metronome, next_tick
-from app.agent.gaps import GapLog
-from app.clock import FakeClock, SystemClock
+from sysmon.agent.collection import Collection, Metronome, next_tick
+from sysmon.agent.gaps import GapLog
+from sysmon.clock import FakeClock, SystemClock
 from tests.agent.fakes import Broken, Hanging, Steady
 
 

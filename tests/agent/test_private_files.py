@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from app.agent.lock import DataDirLock, DataDirLockedError, is_held
-from app.agent.service import Agent
-from app.clock import FakeClock
-from app.config import load_settings
+from sysmon.agent.lock import DataDirLock, DataDirLockedError, is_held
+from sysmon.agent.service import Agent
+from sysmon.clock import FakeClock
+from sysmon.config import load_settings
 from tests.collectors.fakes import FakeSource, load_ticks
 from tests.support.stack import short_socket
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from app.agent.reload import plan_reload
-from app.agent.service import Agent
-from app.clock import FakeClock
-from app.config import Settings, load_settings
-from app.errors import ConfigError
+from sysmon.agent.reload import plan_reload
+from sysmon.agent.service import Agent
+from sysmon.clock import FakeClock
+from sysmon.config import Settings, load_settings
+from sysmon.errors import ConfigError
 from tests.collectors.fakes import FakeSource, load_ticks
 from tests.support.stack import short_socket
 

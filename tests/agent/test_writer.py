@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.agent.writer import BufferedWriter
-from app.clock import FakeClock
+from sysmon.agent.writer import BufferedWriter
+from sysmon.clock import FakeClock
 from tests.agent.fakes import FlakyStore, snap
 
 

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.clock import FakeClock
+from sysmon.clock import FakeClock
 from tests.alerts.receivers import HttpReceiver, SmtpReceiver, smtp_server
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.alerts.config import AlertsConfig
-from app.alerts.service import AlertService
-from app.clock import FakeClock
-from app.models import Collected, Sample, Snapshot
+from sysmon.alerts.config import AlertsConfig
+from sysmon.alerts.service import AlertService
+from sysmon.clock import FakeClock
+from sysmon.models import Collected, Sample, Snapshot
 
 HOST = "web1"
 DASHBOARD = "http://sysmon.example:8000/"

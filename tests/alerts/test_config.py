@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.alerts.config import AlertsConfig, format_duration, parse_duration
-from app.alerts.rules import compile_rules
-from app.config import load_settings
-from app.errors import ConfigError
+from sysmon.alerts.config import AlertsConfig, format_duration, parse_duration
+from sysmon.alerts.rules import compile_rules
+from sysmon.config import load_settings
+from sysmon.errors import ConfigError
 
 
 def test_defaults_are_exactly_the_three_spec_rules() -> None:
@@ -132,7 +132,7 @@ def test_yaml_section_round_trip(tmp_path: Any) -> None:
         "      labels: {team: ops}\n",
         encoding="utf-8",
     )
-    from app.config import load_settings as load
+    from sysmon.config import load_settings as load
 
     settings = load(path)
     (rule,) = settings.alerts.rules

@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from app.alerts.config import AlertsConfig, EmailChannelConfig
-from app.alerts.notifiers.base import DeliveryError, Notification
-from app.alerts.notifiers.email import EmailNotifier
-from app.alerts.notifiers.slack import SlackNotifier
-from app.alerts.notifiers.webhook import WebhookNotifier
-from app.alerts.service import AlertService
-from app.clock import FakeClock
-from app.errors import ConfigError
+from sysmon.alerts.config import AlertsConfig, EmailChannelConfig
+from sysmon.alerts.notifiers.base import DeliveryError, Notification
+from sysmon.alerts.notifiers.email import EmailNotifier
+from sysmon.alerts.notifiers.slack import SlackNotifier
+from sysmon.alerts.notifiers.webhook import WebhookNotifier
+from sysmon.alerts.service import AlertService
+from sysmon.clock import FakeClock
+from sysmon.errors import ConfigError
 from tests.alerts.helpers import (
     DASHBOARD,
     HOST,
@@ -244,7 +244,7 @@ def test_secrets_are_not_in_the_config_repr() -> None:
 
 
 def test_url_from_the_settings_environment_override(monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.config import load_settings
+    from sysmon.config import load_settings
 
     monkeypatch.setenv("SYSMON_ALERTS__CHANNELS__SLACK__URL", "https://hooks.example" + SECRET_PATH)
     settings = load_settings(alerts={"channels": {"slack": {"type": "slack"}}})

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from app.clock import FakeClock
+from sysmon.clock import FakeClock
 from tests.alerts.helpers import (
     DASHBOARD,
     HOST,

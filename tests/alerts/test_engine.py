@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from app.alerts.config import AlertsConfig
-from app.alerts.engine import AlertEngine
-from app.alerts.notifiers.base import Notification
-from app.alerts.rules import compile_rules
-from app.alerts.store import AlertStore
-from app.clock import FakeClock
-from app.models import Collected, Sample, Snapshot
+from sysmon.alerts.config import AlertsConfig
+from sysmon.alerts.engine import AlertEngine
+from sysmon.alerts.notifiers.base import Notification
+from sysmon.alerts.rules import compile_rules
+from sysmon.alerts.store import AlertStore
+from sysmon.clock import FakeClock
+from sysmon.models import Collected, Sample, Snapshot
 from tests.alerts.helpers import snapshot
 
 HOOK = {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/never-called"}}

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from app.alerts.config import AlertsConfig
-from app.alerts.rules import CompiledRule, alert_labels, compile_rules
-from app.models import Labels
+from sysmon.alerts.config import AlertsConfig
+from sysmon.alerts.rules import CompiledRule, alert_labels, compile_rules
+from sysmon.models import Labels
 
 
 def compiled(**rule: Any) -> CompiledRule:

@@ -6,8 +6,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.clock import FakeClock
-from app.config import Settings, load_settings
+from sysmon.clock import FakeClock
+from sysmon.config import Settings, load_settings
 from tests.support.stack import Stack, stack
 
 START = 1_800_000_000.0  # 2027-01-15T08:00:00Z

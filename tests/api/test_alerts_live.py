@@ -6,8 +6,8 @@ from pathlib import Path
 
 import httpx
 
-from app.clock import FakeClock
-from app.config import load_settings
+from sysmon.clock import FakeClock
+from sysmon.config import load_settings
 from tests.support.stack import stack
 
 START = 1_800_000_000.0

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from fastapi import FastAPI, HTTPException
 
-from app.alerts.service import AlertService
-from app.api.routes import alerts as alerts_routes
-from app.clock import FakeClock
+from sysmon.alerts.service import AlertService
+from sysmon.api.routes import alerts as alerts_routes
+from sysmon.clock import FakeClock
 from tests.alerts.helpers import Ticker, alerts_config, make_service, url_channel
 from tests.alerts.receivers import HttpReceiver
 from tests.support.server import serve

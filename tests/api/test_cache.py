@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from app.api.cache import ResponseCache, cache_key
-from app.clock import FakeClock
+from sysmon.api.cache import ResponseCache, cache_key
+from sysmon.clock import FakeClock
 from tests.api.conftest import START, tick
 from tests.support.stack import Stack
 
@@ -110,7 +110,7 @@ def test_concurrent_misses_for_one_url_run_the_query_once() -> None:
 
     from starlette.types import Receive, Scope, Send
 
-    from app.api.cache import RangeCacheMiddleware
+    from sysmon.api.cache import RangeCacheMiddleware
 
     cache = ResponseCache(lambda: 7)
     calls = 0

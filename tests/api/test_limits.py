@@ -19,7 +19,7 @@ import pytest
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, ValidationError
 
-from app.api.limits import HttpLimits, install_limits, uvicorn_options
+from sysmon.api.limits import HttpLimits, install_limits, uvicorn_options
 from tests.support.server import RunningServer, serve
 
 LIMIT = 64 * 1024

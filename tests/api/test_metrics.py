@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from app.clock import FakeClock
+from sysmon.clock import FakeClock
 from tests.api.conftest import START, tick
 from tests.support.stack import Stack
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from app.api.feed import LatestView, TickFeed, sees_command_lines
-from app.clock import FakeClock
-from app.live import LiveHub
-from app.security.principal import Principal
+from sysmon.api.feed import LatestView, TickFeed, sees_command_lines
+from sysmon.clock import FakeClock
+from sysmon.live import LiveHub
+from sysmon.security.principal import Principal
 
 
 def frame(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], bytes]:

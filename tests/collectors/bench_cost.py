@@ -14,10 +14,10 @@ from __future__ import annotations
 import sys
 import time
 
-from app.collectors.registry import discover
-from app.collectors.source import PsutilSource
-from app.models import Collected, Snapshot
-from app.serialize import snapshot_document, to_json_bytes
+from sysmon.collectors.registry import discover
+from sysmon.collectors.source import PsutilSource
+from sysmon.models import Collected, Snapshot
+from sysmon.serialize import snapshot_document, to_json_bytes
 
 
 def main(ticks: int = 300) -> None:

@@ -30,8 +30,8 @@ import subprocess
 import sys
 import time
 
-from app.collectors.registry import discover
-from app.collectors.source import PsutilSource
+from sysmon.collectors.registry import discover
+from sysmon.collectors.source import PsutilSource
 
 
 class _QuietSource(PsutilSource):

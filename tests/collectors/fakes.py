@@ -18,8 +18,8 @@ from typing import Any
 
 import psutil
 
-from app.collectors import source as src
-from app.collectors.source import (
+from sysmon.collectors import source as src
+from sysmon.collectors.source import (
     CpuReading,
     CpuStats,
     CpuTimes,
@@ -34,7 +34,7 @@ from app.collectors.source import (
     SwapMemory,
     VirtualMemory,
 )
-from app.models import Collected
+from sysmon.models import Collected
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 

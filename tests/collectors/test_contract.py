@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from app.collectors.base import Collector, CollectorOptions
-from app.collectors.registry import discover
-from app.models import Collected
+from sysmon.collectors.base import Collector, CollectorOptions
+from sysmon.collectors.registry import discover
+from sysmon.models import Collected
 
 from .fakes import FakeSource, load_ticks
 

@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
-from app.collectors.cpu import CpuCollector, busy_percent
-from app.collectors.source import CpuTimes
+from sysmon.collectors.cpu import CpuCollector, busy_percent
+from sysmon.collectors.source import CpuTimes
 
 from .fakes import FakeSource, labelled, run_ticks, totals
 

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.collectors.disk import DiskCollector, mount_excluded, parent_disk, total_devices
+from sysmon.collectors.disk import DiskCollector, mount_excluded, parent_disk, total_devices
 
 from .fakes import FakeSource, label_values, labelled, run_ticks, totals
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from app.collectors.registry import discover
-from app.collectors.source import ProcessInfo, PsutilSource
-from app.models import Collected
+from sysmon.collectors.registry import discover
+from sysmon.collectors.source import ProcessInfo, PsutilSource
+from sysmon.models import Collected
 
 pytestmark = pytest.mark.live
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.collectors.memory import MemoryCollector
+from sysmon.collectors.memory import MemoryCollector
 
 from .fakes import FakeSource, run_ticks, totals
 

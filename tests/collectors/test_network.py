@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from app.collectors.network import NetworkCollector
+from sysmon.collectors.network import NetworkCollector
 
 from .fakes import FakeSource, label_values, labelled, run_ticks, totals
 

@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from app.collectors.processes import ProcessesCollector
-from app.collectors.redact import MAX_CHARS
+from sysmon.collectors.processes import ProcessesCollector
+from sysmon.collectors.redact import MAX_CHARS
 
 from .fakes import FakeSource, run_ticks, totals
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from app.collectors.processes import _ACTIVE_READS, ProcessesCollector
-from app.collectors.source import ProcessInfo
+from sysmon.collectors.processes import _ACTIVE_READS, ProcessesCollector
+from sysmon.collectors.source import ProcessInfo
 
 from .fakes import FakeSource, load_ticks, totals
 

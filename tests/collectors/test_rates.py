@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from app.collectors.rates import RateTracker, counter_delta, counter_rate, per_second
+from sysmon.collectors.rates import RateTracker, counter_delta, counter_rate, per_second
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.collectors.redact import CUT_MARK, MAX_CHARS, REDACTED, is_secret_key, redact_cmdline
+from sysmon.collectors.redact import CUT_MARK, MAX_CHARS, REDACTED, is_secret_key, redact_cmdline
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from app.collectors import source as src
-from app.collectors.source import PsutilSource, parse_meminfo, parse_proc_stat
+from sysmon.collectors import source as src
+from sysmon.collectors.source import PsutilSource, parse_meminfo, parse_proc_stat
 
 PROC = Path(__file__).resolve().parent.parent / "fixtures" / "proc"
 CLK = float(os.sysconf("SC_CLK_TCK"))

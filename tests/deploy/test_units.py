@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app import __version__
+from sysmon import __version__
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = sorted((ROOT / "deploy").glob("*.service"))
@@ -45,6 +45,6 @@ def test_agent_unit_is_hardened() -> None:
 
 def test_version() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "app", "--version"], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-m", "sysmon", "--version"], capture_output=True, text=True, cwd=ROOT
     )
     assert done.returncode == 0 and done.stdout.strip() == f"sysmon {__version__}"

@@ -18,11 +18,11 @@ from typing import Any
 
 import httpx
 
-from app.clock import FakeClock
-from app.config import Settings, load_settings
-from app.models import Snapshot
-from app.storage.base import RangeQuery
-from app.storage.sqlite import SQLiteStore
+from sysmon.clock import FakeClock
+from sysmon.config import Settings, load_settings
+from sysmon.models import Snapshot
+from sysmon.storage.base import RangeQuery
+from sysmon.storage.sqlite import SQLiteStore
 from tests.collectors.fakes import FakeSource, load_ticks
 from tests.support.stack import Stack, stack
 

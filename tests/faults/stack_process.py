@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import yaml
 
-from app.storage.base import RangeQuery
-from app.storage.config import RetentionConfig
-from app.storage.sqlite import SQLiteStore
+from sysmon.storage.base import RangeQuery
+from sysmon.storage.config import RetentionConfig
+from sysmon.storage.sqlite import SQLiteStore
 from tests.support.process import ROOT, free_port, service_env, wait_healthy
 
 BASE_METRICS = ("cpu", "memory", "disk", "network", "processes")
@@ -94,7 +94,7 @@ def monitor(
     env.pop("SYSMON_DATABASE__PATH")
     with log.open("ab") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "--config", str(path), *(argv or ["serve"])],
+            [sys.executable, "-m", "sysmon", "--config", str(path), *(argv or ["serve"])],
             cwd=ROOT,
             env=env,
             stdout=fh,

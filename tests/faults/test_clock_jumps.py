@@ -19,8 +19,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from app.models import Snapshot
-from app.storage.base import RangeQuery
+from sysmon.models import Snapshot
+from sysmon.storage.base import RangeQuery
 from tests.faults.harness import START, service
 
 HOUR = 3600.0

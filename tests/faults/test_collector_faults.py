@@ -1,6 +1,6 @@
 """A collector raises or hangs; process listing races with exiting/denied processes.
 
-Expected behaviour (app/collectors/base.py, app/scheduler.py):
+Expected behaviour (sysmon/collectors/base.py, sysmon/scheduler.py):
 
 * a collector that raises is named in the tick's ``errors`` and the other collectors'
   results are published and stored for that tick;
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from app.collectors.source import DiskIO, ProcessInfo
+from sysmon.collectors.source import DiskIO, ProcessInfo
 from tests.faults.harness import START, TickingSource, service
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.errors import QueryError
+from sysmon.errors import QueryError
 from tests.faults.stack_process import (
     BASE_METRICS,
     Monitor,
@@ -126,7 +126,7 @@ def test_a_second_agent_refuses_naming_the_holder(tmp_path: Path) -> None:
         holder = mon.health()["agent"]["pid"]
         t0 = time.monotonic()
         second = subprocess.run(
-            [sys.executable, "-m", "app", "--config", str(mon.config), "agent"],
+            [sys.executable, "-m", "sysmon", "--config", str(mon.config), "agent"],
             cwd=ROOT,
             capture_output=True,
             text=True,
@@ -222,7 +222,7 @@ def test_reload_changes_rules_without_a_gap_and_refuses_a_bad_file(tmp_path: Pat
             "rules": [{"name": "mem_reloaded", "metric": "memory.percent", "threshold": 0}]
         }
         mon.config.write_text(yaml.safe_dump(body))
-        reload = [sys.executable, "-m", "app", "--config", str(mon.config), "reload"]
+        reload = [sys.executable, "-m", "sysmon", "--config", str(mon.config), "reload"]
         assert subprocess.run(reload, cwd=ROOT, timeout=30).returncode == 0
 
         def rules() -> list[str]:

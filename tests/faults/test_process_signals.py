@@ -26,9 +26,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.config import load_settings
-from app.storage.base import RangeQuery
-from app.storage.sqlite import SQLiteStore
+from sysmon.config import load_settings
+from sysmon.storage.base import RangeQuery
+from sysmon.storage.sqlite import SQLiteStore
 from tests.support.process import ROOT, free_port, service_env, wait_healthy
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -38,7 +38,7 @@ def start(db: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     with log.open("ab") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--port", str(port)],
+            [sys.executable, "-m", "sysmon", "serve", "--port", str(port)],
             cwd=ROOT,
             env=service_env(db),
             stdout=fh,

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from app.clock import FakeClock
-from app.config import load_settings
-from app.models import Collected, Sample, Snapshot
-from app.storage.base import RangeQuery
-from app.storage.sqlite import SQLiteStore
+from sysmon.clock import FakeClock
+from sysmon.config import load_settings
+from sysmon.models import Collected, Sample, Snapshot
+from sysmon.storage.base import RangeQuery
+from sysmon.storage.sqlite import SQLiteStore
 from tests.faults.harness import START
 from tests.support.process import ROOT
 
@@ -75,11 +75,11 @@ def test_range_query_memory_does_not_grow_with_the_requested_span(tmp_path: Path
     # (tracemalloc would do, but slows the query down fifty-fold).
     script = f"""
 import resource
-from app.clock import FakeClock
-from app.config import load_settings
-from app.models import Collected, Sample, Snapshot
-from app.storage.base import RangeQuery
-from app.storage.sqlite import SQLiteStore
+from sysmon.clock import FakeClock
+from sysmon.config import load_settings
+from sysmon.models import Collected, Sample, Snapshot
+from sysmon.storage.base import RangeQuery
+from sysmon.storage.sqlite import SQLiteStore
 store = SQLiteStore({str(tmp_path / "sysmon.db")!r}, load_settings(None).retention, 1,
                     FakeClock(start={START + 10}))
 store.open()

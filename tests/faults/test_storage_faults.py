@@ -1,6 +1,6 @@
 """The database misbehaves: the disk fills up, another process locks the file.
 
-Expected behaviour (docs/CONTRACTS.md, app/scheduler.py ``BufferedWriter``):
+Expected behaviour (docs/CONTRACTS.md, sysmon/scheduler.py ``BufferedWriter``):
 
 * collection and ``/api/v1/metrics/current`` go on (they never depend on the store);
 * ``/api/v1/health`` says ``degraded`` with ``pending_writes`` > 0 and the error;

@@ -23,8 +23,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from app.config import load_settings
-from app.main import create_app
+from sysmon.config import load_settings
+from sysmon.main import create_app
 from tests.faults.harness import Service, service
 
 MAX_EXAMPLES = 40

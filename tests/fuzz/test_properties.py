@@ -1,6 +1,6 @@
 """Property-based tests (hypothesis) for the pure functions the service's numbers rest on:
-timestamp parsing (app/timeparse.py), counter rates (app/collectors/rates.py) and
-rollup statistics (app/storage/rollup.py).
+timestamp parsing (sysmon/timeparse.py), counter rates (sysmon/collectors/rates.py) and
+rollup statistics (sysmon/storage/rollup.py).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from app.collectors.rates import RateTracker, counter_delta, counter_rate, per_second
-from app.storage import rollup
-from app.timeparse import _MAX_EPOCH, parse_duration, parse_instant
+from sysmon.collectors.rates import RateTracker, counter_delta, counter_rate, per_second
+from sysmon.storage import rollup
+from sysmon.timeparse import _MAX_EPOCH, parse_duration, parse_instant
 
 # --- timestamps ----------------------------------------------------------------------
 

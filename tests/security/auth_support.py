@@ -25,15 +25,15 @@ from typing import Any
 import httpx
 import jwt
 
-from app.channel import data_dir
-from app.clock import FakeClock
-from app.config import Settings, load_settings
-from app.security.accounts import Accounts
-from app.security.audit import Auditor
-from app.security.credentials import Credentials
-from app.security.passwords import Passwords
-from app.security.store import AuthStore, auth_db_path
-from app.security.tokens import AccessTokens, load_signing_key, signing_key_path
+from sysmon.channel import data_dir
+from sysmon.clock import FakeClock
+from sysmon.config import Settings, load_settings
+from sysmon.security.accounts import Accounts
+from sysmon.security.audit import Auditor
+from sysmon.security.credentials import Credentials
+from sysmon.security.passwords import Passwords
+from sysmon.security.store import AuthStore, auth_db_path
+from sysmon.security.tokens import AccessTokens, load_signing_key, signing_key_path
 from tests.support.stack import Stack, stack
 
 START = 1_800_000_000.0  # 2027-01-15T08:00:00Z (the fake clock of the agent)

@@ -1,5 +1,5 @@
 """The audit log over real HTTP: a row in the database (``GET /api/v1/audit``) and a JSON
-line on the ``app.audit`` logger for logins, admin actions, keys and users; and no
+line on the ``sysmon.audit`` logger for logins, admin actions, keys and users; and no
 password, token, key or webhook URL anywhere in the logs or in an answer that did not
 issue it."""
 
@@ -55,7 +55,7 @@ def _formatted(record: logging.LogRecord) -> str:
 
 
 def audit_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
-    return [json.loads(r.getMessage()) for r in caplog.records if r.name == "app.audit"]
+    return [json.loads(r.getMessage()) for r in caplog.records if r.name == "sysmon.audit"]
 
 
 def audit_rows(api: AuthStack, **params: Any) -> list[dict[str, Any]]:
@@ -98,7 +98,9 @@ def test_logins_are_audited_with_the_source_and_never_the_password(
         ("success", "alice"),
     ]
     assert all(line["source"] == "127.0.0.1" for line in lines)
-    warnings = [r for r in caplog.records if r.name == "app.audit" and r.levelno >= logging.WARNING]
+    warnings = [
+        r for r in caplog.records if r.name == "sysmon.audit" and r.levelno >= logging.WARNING
+    ]
     assert len(warnings) == 2, "failed logins are warnings"
     assert WRONG_PASSWORD not in caplog.text, "a password typed as a user name is not kept"
 

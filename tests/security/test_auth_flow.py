@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from app.config import load_settings
-from app.errors import ConfigError
-from app.main import create_app
+from sysmon.config import load_settings
+from sysmon.errors import ConfigError
+from sysmon.main import create_app
 from tests.security.auth_support import PASSWORDS, AuthStack, accounts, auth_stack
 
 

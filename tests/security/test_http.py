@@ -14,9 +14,9 @@ import h11
 import httpx
 import pytest
 
-from app.clock import FakeClock
-from app.config import Settings, load_settings
-from app.security.http import DASHBOARD_CSP, HostPolicy, is_loopback_host, normalize_host
+from sysmon.clock import FakeClock
+from sysmon.config import Settings, load_settings
+from sysmon.security.http import DASHBOARD_CSP, HostPolicy, is_loopback_host, normalize_host
 from tests.support.stack import Stack, stack
 
 START = 1_800_000_000.0
@@ -217,7 +217,7 @@ def test_headers_on_every_kind_of_response(server: Stack, client: httpx.Client) 
 
 def test_dashboard_has_no_inline_script_or_handlers() -> None:
     """The CSP allows no inline script and no inline style: the page must need neither."""
-    page = (Path(__file__).resolve().parents[2] / "app/web/templates/index.html").read_text()
+    page = (Path(__file__).resolve().parents[2] / "sysmon/web/templates/index.html").read_text()
     found: list[str] = []
 
     class Inline(HTMLParser):

@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from app.api.routes.docs import docs_csp
-from app.clock import FakeClock
-from app.config import load_settings
-from app.main import VENDOR_DIRS
+from sysmon.api.routes.docs import docs_csp
+from sysmon.clock import FakeClock
+from sysmon.config import load_settings
+from sysmon.main import VENDOR_DIRS
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.stack import Stack, stack
 

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.clock import FakeClock
-from app.config import Settings, load_settings
-from app.main import create_app
+from sysmon.clock import FakeClock
+from sysmon.config import Settings, load_settings
+from sysmon.main import create_app
 from tests.support.server import serve
 from tests.support.stack import Stack, stack
 
@@ -186,10 +186,10 @@ def test_unreachable_redis_falls_back_to_limits_in_this_process(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = make_settings(tmp_path, storage="redis://127.0.0.1:1/0")  # nothing listens
-    caplog.set_level(logging.WARNING, logger="app.security.ratelimit")
+    caplog.set_level(logging.WARNING, logger="sysmon.security.ratelimit")
     with stack(settings, FakeClock(start=START)) as running, client_from(running.base_url) as c:
         assert statuses(c, 5, "GET", "/api/v1/alerts/silences") == [200] * 5
         assert_429(c.get("/api/v1/alerts/silences"), "5 per 1 minute")
-    warnings = [r.getMessage() for r in caplog.records if r.name == "app.security.ratelimit"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "sysmon.security.ratelimit"]
     assert len(warnings) == 1, warnings
     assert "limiting in this process" in warnings[0]

@@ -3,7 +3,7 @@ credentials; every admin route, found by its dependency on ``require_admin``, re
 viewer. A route added tomorrow is covered without anyone adding it here.
 
 Only ``PUBLIC_EXPECTED`` answers without credentials, and that list is spelled out below
-on purpose: widening the allow-list in ``app.security.auth`` must change this test too.
+on purpose: widening the allow-list in ``sysmon.security.auth`` must change this test too.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
-from app.security.deps import require_admin
+from sysmon.security.deps import require_admin
 from tests.security.auth_support import AuthStack, auth_stack, bad_tokens
 
 PUBLIC_EXPECTED = {

@@ -22,8 +22,8 @@ import httpx
 import pytest
 import yaml
 
-from app.cli import _check_bind, _Refused
-from app.config import load_settings
+from sysmon.cli import _check_bind, _Refused
+from sysmon.config import load_settings
 from tests.support.process import ROOT, free_port, service_env
 
 OPENSSL = shutil.which("openssl")
@@ -72,7 +72,7 @@ def running(tmp_path: Path, config: Path, *argv: str) -> Iterator[subprocess.Pop
     env.pop("SYSMON_DATABASE__PATH")
     log = (tmp_path / "sysmon.log").open("ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "--config", str(config), *argv],
+        [sys.executable, "-m", "sysmon", "--config", str(config), *argv],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -152,7 +152,7 @@ def run_to_exit(tmp_path: Path, config: Path, *argv: str) -> subprocess.Complete
     env = service_env(tmp_path / "data" / "sysmon.db")
     env.pop("SYSMON_DATABASE__PATH")
     return subprocess.run(
-        [sys.executable, "-m", "app", "--config", str(config), *argv],
+        [sys.executable, "-m", "sysmon", "--config", str(config), *argv],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -11,8 +11,8 @@ from pathlib import Path
 import jwt
 import pytest
 
-from app.errors import ConfigError
-from app.security.tokens import (
+from sysmon.errors import ConfigError
+from sysmon.security.tokens import (
     AccessTokens,
     InvalidTokenError,
     csrf_for,

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from app.clock import FakeClock
-from app.security.config import AuthConfig
-from app.security.credentials import Credentials
-from app.security.passwords import Passwords
-from app.security.service import AuthError, AuthService
-from app.security.store import AuthStore, LastAdminError, UserExistsError
+from sysmon.clock import FakeClock
+from sysmon.security.config import AuthConfig
+from sysmon.security.credentials import Credentials
+from sysmon.security.passwords import Passwords
+from sysmon.security.service import AuthError, AuthService
+from sysmon.security.store import AuthStore, LastAdminError, UserExistsError
 
 KEY = bytes(range(32))
 START = 1_800_000_000.0

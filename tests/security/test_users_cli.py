@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.clock import FakeClock
-from app.security.passwords import Passwords
-from app.security.store import AuthStore
+from sysmon.clock import FakeClock
+from sysmon.security.passwords import Passwords
+from sysmon.security.store import AuthStore
 from tests.security.auth_support import START, jwt_settings
 from tests.support.process import ROOT, service_env
 from tests.support.stack import stack
@@ -22,7 +22,7 @@ ALICE_PW = "alice-from-the-cli-1"
 
 def sysmon(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "app", *args],
+        [sys.executable, "-m", "sysmon", *args],
         input=stdin,
         capture_output=True,
         text=True,

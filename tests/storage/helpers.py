@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from app.models import Collected, Labels, Sample, Snapshot
-from app.storage.config import RetentionConfig, TierConfig
+from sysmon.models import Collected, Labels, Sample, Snapshot
+from sysmon.storage.config import RetentionConfig, TierConfig
 
 T0 = 1_700_000_000.0 - (1_700_000_000.0 % 86_400)  # a UTC midnight: every bucket aligned
 

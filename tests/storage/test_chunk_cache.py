@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from app.clock import FakeClock
-from app.storage.base import RangeQuery
-from app.storage.cache import ChunkCache
-from app.storage.config import RetentionConfig
-from app.storage.encoding import decode_flat, encode_chunk
-from app.storage.sqlite import SQLiteStore
+from sysmon.clock import FakeClock
+from sysmon.storage.base import RangeQuery
+from sysmon.storage.cache import ChunkCache
+from sysmon.storage.config import RetentionConfig
+from sysmon.storage.encoding import decode_flat, encode_chunk
+from sysmon.storage.sqlite import SQLiteStore
 from tests.storage.helpers import T0
 
 H = 3600.0

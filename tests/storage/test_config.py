@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from app.config import load_settings
-from app.errors import ConfigError
-from app.storage.config import RetentionConfig, TierConfig, parse_duration
+from sysmon.config import load_settings
+from sysmon.errors import ConfigError
+from sysmon.storage.config import RetentionConfig, TierConfig, parse_duration
 
 
 def test_default_tiers_are_the_spec() -> None:

@@ -6,8 +6,8 @@ from array import array
 
 import pytest
 
-from app.storage import rollup
-from app.storage.encoding import decode_chunk, encode_chunk, pack_row, unpack_row
+from sysmon.storage import rollup
+from sysmon.storage.encoding import decode_chunk, encode_chunk, pack_row, unpack_row
 
 
 def _same(a: float, b: float) -> bool:

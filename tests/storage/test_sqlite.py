@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from app.clock import FakeClock
-from app.errors import QueryError, StorageError, StorageFullError
-from app.models import Collected, Sample, Snapshot
-from app.storage.base import RangeQuery, TimeSeriesStore
-from app.storage.config import RetentionConfig
-from app.storage.migrations import LATEST_VERSION
-from app.storage.sqlite import SQLiteStore
+from sysmon.clock import FakeClock
+from sysmon.errors import QueryError, StorageError, StorageFullError
+from sysmon.models import Collected, Sample, Snapshot
+from sysmon.storage.base import RangeQuery, TimeSeriesStore
+from sysmon.storage.config import RetentionConfig
+from sysmon.storage.migrations import LATEST_VERSION
+from sysmon.storage.sqlite import SQLiteStore
 from tests.storage.helpers import T0, cpu, retention, snap
 
 H = 3600.0

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from app.clock import FakeClock
-from app.errors import QueryError
-from app.storage import sqlite as sqlite_mod
-from app.storage.base import RangeQuery
-from app.storage.config import RetentionConfig
-from app.storage.sqlite import READER_POOL_SIZE, SQLiteStore
+from sysmon.clock import FakeClock
+from sysmon.errors import QueryError
+from sysmon.storage import sqlite as sqlite_mod
+from sysmon.storage.base import RangeQuery
+from sysmon.storage.config import RetentionConfig
+from sysmon.storage.sqlite import READER_POOL_SIZE, SQLiteStore
 from tests.storage.helpers import T0, cpu, retention, snap
 
 H = 3600.0

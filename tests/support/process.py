@@ -53,7 +53,7 @@ def spawn_service(
 ) -> subprocess.Popen[bytes]:
     """``sysmon serve`` on 127.0.0.1:``port`` storing in ``db``; output to ``log``."""
     return subprocess.Popen(
-        [sys.executable, "-m", "app", "serve", "--port", str(port)],
+        [sys.executable, "-m", "sysmon", "serve", "--port", str(port)],
         cwd=ROOT,
         env=service_env(db, **env),
         stdout=log,

@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from app.collectors.base import CollectorOptions
-from app.collectors.registry import register
-from app.models import Collected, MetricInfo, Sample
+from sysmon.collectors.base import CollectorOptions
+from sysmon.collectors.registry import register
+from sysmon.models import Collected, MetricInfo, Sample
 
 
 @register("sleepy")

@@ -20,12 +20,12 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from app.agent.service import Agent
-from app.clock import FakeClock
-from app.config import Settings
-from app.main import create_app
-from app.models import Snapshot
-from app.storage.base import TimeSeriesStore
+from sysmon.agent.service import Agent
+from sysmon.clock import FakeClock
+from sysmon.config import Settings
+from sysmon.main import create_app
+from sysmon.models import Snapshot
+from sysmon.storage.base import TimeSeriesStore
 from tests.support.server import serve
 
 

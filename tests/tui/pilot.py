@@ -10,8 +10,8 @@ from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
-from app.tui.app import TopApp
-from app.tui.view import PROCESS_COLUMNS
+from sysmon.tui.app import TopApp
+from sysmon.tui.view import PROCESS_COLUMNS
 
 SIZE = (180, 60)
 

@@ -22,10 +22,10 @@ import psutil
 import pytest
 from textual import events
 
-from app.tui.app import TopApp
-from app.tui.client import ApiError
-from app.tui.format import fmt_percent
-from app.tui.view import matches
+from sysmon.tui.app import TopApp
+from sysmon.tui.client import ApiError
+from sysmon.tui.format import fmt_percent
+from sysmon.tui.view import matches
 from tests.security.auth_support import auth_stack
 from tests.support.stack import Stack
 from tests.tui.pilot import SIZE, fast_app, in_thread, table_names, table_pids, text, until

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import build_parser, main
-from app.config import load_settings
-from app.tui.cli import normalize_url, resolve_target, server_url
+from sysmon.cli import build_parser, main
+from sysmon.config import load_settings
+from sysmon.tui.cli import normalize_url, resolve_target, server_url
 
 
 def parse(*argv: str) -> argparse.Namespace:

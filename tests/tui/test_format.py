@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from app.tui.format import (
+from sysmon.tui.format import (
     bar,
     fmt_bytes,
     fmt_duration,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.tui.sse import SseEvent, SseParser
+from sysmon.tui.sse import SseEvent, SseParser
 
 
 def parse(lines: list[str]) -> list[SseEvent]:

@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.tui.client import NOT_YET, status_message, transport_message
-from app.tui.view import (
+from sysmon.tui.client import NOT_YET, status_message, transport_message
+from sysmon.tui.view import (
     alerts_text,
     cpu_text,
     disk_text,

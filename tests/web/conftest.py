@@ -54,7 +54,7 @@ class Service:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "app.main:app",
+                "sysmon.main:app",
                 "--host",
                 "127.0.0.1",
                 "--port",

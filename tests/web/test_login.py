@@ -20,8 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from app.clock import FakeClock
-from app.config import load_settings
+from sysmon.clock import FakeClock
+from sysmon.config import load_settings
 from tests.security.auth_support import PASSWORDS, START, AuthStack, add_users, auth_stack
 from tests.support.stack import stack
 from tests.web.conftest import ARTIFACTS, PageWatch

@@ -1,0 +1,241 @@
+"""Each collector on its own clock: own thread, own deadline, own gaps.
+
+``Metronome`` fires on whole multiples of the interval (computed from the schedule, so it
+never drifts). At each tick ``Collection.tick(ts)`` hands every due collector to its
+*own* single-thread executor and waits until all have answered or their deadlines
+(below the interval) have passed. A collector that raises, misses its deadline, or is
+still running from an earlier tick loses only its own sample for this tick: the miss is
+recorded in the ``GapLog`` with the reason, and every other collector's sample is kept.
+A hung collector never takes another collector's thread, so it cannot starve them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any
+
+from sysmon.agent.gaps import GapLog
+from sysmon.clock import Clock
+from sysmon.collectors.base import Collector
+from sysmon.models import Collected, Snapshot
+
+logger = logging.getLogger(__name__)
+
+
+class Streak:
+    """Log a failure once per streak, and once when it recovers."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.failing = False
+        self.count = 0
+
+    def fail(self, error: str) -> None:
+        self.count += 1
+        if not self.failing:
+            self.failing = True
+            logger.warning("%s failing: %s", self.what, error)
+
+    def ok(self) -> None:
+        if self.failing:
+            logger.info("%s recovered after %d missed samples", self.what, self.count)
+        self.failing = False
+        self.count = 0
+
+
+class _Slot:
+    """One collector with its own worker thread."""
+
+    def __init__(self, name: str, collector: Collector, deadline: float) -> None:
+        self.name = name
+        self.collector = collector
+        self.deadline = deadline
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"collect-{name}")
+        self.running: Future[tuple[Collected, float]] | None = None
+        self.running_since: float = 0.0
+        self.last_duration: float | None = None
+        self.streak = Streak(f"collector {name}")
+
+    def _timed(self, monotonic: float) -> tuple[Collected, float]:
+        started = time.perf_counter()
+        result = self.collector.collect(monotonic)
+        return result, time.perf_counter() - started
+
+    def submit(self, ts: float, monotonic: float) -> Future[tuple[Collected, float]]:
+        self.running = self.executor.submit(self._timed, monotonic)
+        self.running_since = ts
+        return self.running
+
+    def busy(self) -> bool:
+        return self.running is not None and not self.running.done()
+
+
+class Collection:
+    """Runs one tick of every collector, each in isolation (see the module docstring)."""
+
+    def __init__(
+        self,
+        collectors: Mapping[str, Collector],
+        clock: Clock,
+        deadline_seconds: float,
+        gaps: GapLog | None = None,
+        deadlines: Mapping[str, float] | None = None,
+    ) -> None:
+        own = deadlines or {}
+        self._slots = {
+            name: _Slot(name, c, own.get(name, deadline_seconds)) for name, c in collectors.items()
+        }
+        self._clock = clock
+        self.gaps = gaps or GapLog(self._slots)
+        self.ticks = 0
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._slots)
+
+    def reconfigure(
+        self,
+        replace: Mapping[str, Collector],
+        remove: Iterable[str],
+        deadline_seconds: float,
+        deadlines: Mapping[str, float] | None = None,
+    ) -> None:
+        """Swap in new or changed collectors and drop removed ones (between ticks: the
+        caller holds the tick lock). Unchanged collectors keep their instance."""
+        own = deadlines or {}
+        for name in (*remove, *replace):
+            slot = self._slots.pop(name, None)
+            if slot is not None:
+                slot.executor.shutdown(wait=False, cancel_futures=True)
+                slot.collector.close()
+        for name, collector in replace.items():
+            self._slots[name] = _Slot(name, collector, deadline_seconds)
+        for name, slot in self._slots.items():
+            slot.deadline = own.get(name, deadline_seconds)
+
+    def durations(self) -> dict[str, float | None]:
+        return {name: slot.last_duration for name, slot in self._slots.items()}
+
+    def tick(self, ts: float) -> Snapshot:
+        """Collect the tick scheduled at ``ts`` (the snapshot is stamped ``ts``)."""
+        mono = self._clock.monotonic()
+        errors: dict[str, str] = {}
+        started: dict[str, Future[tuple[Collected, float]]] = {}
+        for name, slot in self._slots.items():
+            if slot.busy():
+                late = ts - slot.running_since
+                errors[name] = (
+                    f"still running since the tick {late:.0f}s ago (over its "
+                    f"{slot.deadline:g}s deadline)"
+                )
+                continue
+            started[name] = slot.submit(ts, mono)
+        began = time.monotonic()
+        results: dict[str, Collected] = {}
+        # Wait for each collector up to its own deadline, measured from the tick start.
+        for name in sorted(started, key=lambda n: self._slots[n].deadline):
+            slot = self._slots[name]
+            remaining = slot.deadline - (time.monotonic() - began)
+            future = started[name]
+            if remaining > 0:
+                wait([future], timeout=remaining)
+            if not future.done():
+                errors[name] = f"missed its {slot.deadline:g}s deadline"
+                continue
+            try:
+                results[name], slot.last_duration = future.result()
+            except Exception as exc:  # one collector's failure never stops the others
+                errors[name] = f"{type(exc).__name__}: {exc}"[:300]
+        for name, slot in self._slots.items():
+            if name in errors:
+                self.gaps.record(name, ts, errors[name])
+                slot.streak.fail(errors[name])
+            else:
+                slot.streak.ok()
+        self.ticks += 1
+        return Snapshot(timestamp=ts, results=results, errors=errors)
+
+    def close(self) -> None:
+        for slot in self._slots.values():
+            slot.executor.shutdown(wait=False, cancel_futures=True)
+            try:
+                slot.collector.close()
+            except Exception as exc:
+                logger.warning("closing collector %s failed: %s", slot.name, exc)
+
+
+def next_tick(now: float, interval: float, last: float | None) -> float:
+    """The next whole multiple of ``interval`` after ``now`` (and after ``last``)."""
+    nxt = math.floor(now / interval + 1.0) * interval
+    if last is not None and nxt <= last:
+        nxt = last + interval
+    return nxt
+
+
+class Metronome:
+    """Calls ``on_tick(ts)`` at every whole multiple ``ts`` of ``interval`` until stopped.
+
+    The schedule comes from the wall clock's whole seconds, never from when the previous
+    tick ended, so ticks do not drift; a tick that overruns makes the next boundary the
+    one after it (counted in ``overruns``), it never queues. ``lateness`` keeps how late
+    each of the last 3,600 ticks started (actual - scheduled), for health and benchmarks.
+    """
+
+    def __init__(
+        self,
+        interval: float,
+        clock: Clock,
+        on_tick: Callable[[float], Any],
+    ) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._on_tick = on_tick
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.lateness: deque[float] = deque(maxlen=3600)
+        self.overruns = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="metronome", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        last: float | None = None
+        while not self._stop.is_set():
+            now = self._clock.time()
+            ts = next_tick(now, self._interval, last)
+            if last is not None and ts > last + self._interval + 1e-6:
+                self.overruns += round((ts - last) / self._interval) - 1
+            if self._stop.wait(max(0.0, ts - now)):
+                return
+            # Timer wake-ups can be a hair early: never run a tick before its time.
+            early = ts - self._clock.time()
+            if early > 0:
+                time.sleep(early)
+            self.lateness.append(self._clock.time() - ts)
+            last = ts
+            try:
+                self._on_tick(ts)
+            except Exception:  # the schedule must survive anything a tick does
+                logger.exception("tick %s failed", ts)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def lateness_ms(self) -> dict[str, float | None]:
+        values = sorted(self.lateness)
+        if not values:
+            return {"p50": None, "p99": None, "max": None}
+
+        def pick(q: float) -> float:
+            return round(values[min(len(values) - 1, int(q * len(values)))] * 1000, 2)
+
+        return {"p50": pick(0.5), "p99": pick(0.99), "max": round(values[-1] * 1000, 2)}

@@ -1,0 +1,257 @@
+"""Keep one HTTP server process from being starved by its clients.
+
+Measured before this module: 19,950 idle TCP connections used up the process's file
+descriptors; a 50 MB POST doubled the RSS and came back in the error response; range answers
+kept in the response cache held ~180 MiB. ``HttpLimits`` bounds each of those, and two
+pieces enforce the bounds:
+
+* ``uvicorn_options(limits)``: the keyword arguments for ``uvicorn.Config``/``uvicorn.run``.
+  What uvicorn (0.55, read in ``uvicorn/protocols/http/h11_impl.py``) already enforces is
+  passed through: ``timeout_keep_alive`` (idle time after a response) and
+  ``h11_max_incomplete_event_size`` (incomplete request line + headers buffered past
+  this: 400; this bounds memory, it is not an exact header size limit). What it
+  lacks is added by ``LimitedH11Protocol`` (``http=``):
+
+  - no timeout before the first request: the keep-alive timer starts only once a response
+    has been sent, so a connection that sends nothing, or half a header line, is held for
+    ever (slowloris). ``header_timeout_seconds`` closes it.
+  - no connection cap: ``limit_concurrency`` still accepts every socket (a descriptor each)
+    and answers 503 to every request, on every connection, once the count of open
+    connections reaches it, so idle sockets would deny service to the busy ones. Instead a
+    connection beyond ``max_connections`` is closed at once, without a response: a 503
+    would mean reading its request first, and the connections already open keep working.
+  - after a response sent before the request body was read (our 413, or a route that
+    ignores a body), uvicorn discards the rest of the body, but every read cancels the
+    keep-alive timer, so dripping bytes would hold the connection for ever. Here the
+    discarding lasts at most ``keep_alive_timeout_seconds`` after the response; the client
+    has had its answer by then.
+
+  The protocol is h11's (pure Python, the parser whose limits are documented and
+  configurable); uvicorn's default with ``uvicorn[standard]`` is httptools, which would need
+  the same three additions in a different class. At sysmon's request rates h11 is enough.
+
+* ``BodyLimitMiddleware`` (pure ASGI, installed by ``install_limits``): 413 before routing
+  when ``Content-Length`` is too large, or as soon as a streamed (chunked) body passes the
+  limit; the body is never buffered here, never handed on past the limit, never echoed.
+  (FastAPI's own ``max_body_size`` answers plain text, and only once a route reads or
+  answers; this answers in the API's JSON error shape before any route runs.)
+
+Every bound is per server process: with ``server.workers`` > 1 each worker has its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import time
+from typing import Any
+
+import h11
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.config import Config
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
+
+from sysmon.security.config import HttpLimits
+
+logger = logging.getLogger(__name__)
+
+
+def uvicorn_options(limits: HttpLimits) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.Config``/``uvicorn.run`` that enforce ``limits``.
+
+    ``http`` is a ``functools.partial`` of ``LimitedH11Protocol`` (uvicorn only calls it),
+    so the options pickle for ``workers`` > 1.
+    """
+    return {
+        "http": functools.partial(LimitedH11Protocol, limits=limits),
+        "timeout_keep_alive": limits.keep_alive_timeout_seconds,
+        "h11_max_incomplete_event_size": limits.max_header_bytes,
+    }
+
+
+def install_limits(app: FastAPI, limits: HttpLimits) -> None:
+    """Add ``BodyLimitMiddleware``; call it last of the ``add_middleware`` calls (outermost)."""
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=limits.max_body_bytes)
+
+
+class LimitedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol plus a connection cap, a header timeout and a bounded drain.
+
+    Invariant added: while the client owes us a request (h11 ``their_state`` is IDLE) a
+    timer runs: uvicorn's keep-alive timer from the last response until a byte arrives,
+    ours (``header_timeout_seconds``) from the connection or that first byte until the
+    headers are complete.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        limits: HttpLimits,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits = limits
+        self.refused = False
+        self.header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        # ``self.connections`` is every open connection of this server (HTTP and WebSocket);
+        # this one is not in it yet.
+        if len(self.connections) >= self.limits.max_connections:
+            self.refused = True
+            self.transport = transport
+            transport.close()
+            _refusals.note(self.limits.max_connections)
+            return
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        if not self.refused:
+            super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.refused:
+            return
+        if self.conn.our_state is h11.DONE and self.conn.their_state is h11.SEND_BODY:
+            # Answered before the body was read: uvicorn discards the rest, but its
+            # data_received would cancel the keep-alive timer on every read. Keep it.
+            self.conn.receive_data(data)
+            self.handle_events()
+        else:
+            super().data_received(data)
+        if self.conn.their_state is not h11.IDLE or self.transport.is_closing():
+            self._cancel_header_timer()
+        elif self.timeout_keep_alive_task is None:
+            self._arm_header_timer()  # bytes of a new request arrived: uvicorn's timer is off
+
+    def _arm_header_timer(self) -> None:
+        if self.header_timer is None:
+            self.header_timer = self.loop.call_later(
+                self.limits.header_timeout_seconds, self._header_timeout
+            )
+
+    def _cancel_header_timer(self) -> None:
+        if self.header_timer is not None:
+            self.header_timer.cancel()
+            self.header_timer = None
+
+    def _header_timeout(self) -> None:
+        self.header_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            logger.debug("closing %s: no complete request headers in time", self.client)
+            self.transport.close()
+
+
+class _Refusals:
+    """Warn about refused connections at most every ``every`` seconds (a flood must not
+    become a log flood)."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self.count = 0
+        self.last: float | None = None
+
+    def note(self, cap: int) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if self.last is None or now - self.last >= self.every:
+            logger.warning(
+                "connection limit (%d) reached: refused %d connection(s)", cap, self.count
+            )
+            self.count = 0
+            self.last = now
+
+
+_refusals = _Refusals()
+
+
+class BodyLimitMiddleware:
+    """Answer 413 to a request body larger than ``max_body_bytes``, without reading it.
+
+    A ``Content-Length`` over the limit is answered before the app runs. A body without
+    one (chunked) is passed on chunk by chunk, counted; the chunk that crosses the limit
+    is not passed on: the client gets the 413 and the app gets ``http.disconnect``, and
+    anything the app still sends is dropped. Nothing is buffered here. The server reads
+    and discards what the client still sends, for at most the keep-alive timeout.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.rejection = json.dumps(
+            {"detail": f"request body larger than {max_body_bytes} bytes"}
+        ).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if _content_length(scope) > self.max_body_bytes:
+            await self._reject(send)
+            return
+
+        received = 0
+        started = False
+        rejected = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, rejected
+            if rejected:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    rejected = True
+                    if not started:
+                        await self._reject(send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if rejected and not started:
+                return  # the client has its 413; whatever the app answers goes nowhere
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not rejected:
+                raise
+            # The app failed on the body we cut off (e.g. ClientDisconnect); answered.
+            logger.debug("app raised after its request body was cut off", exc_info=True)
+
+    async def _reject(self, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(self.rejection)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": self.rejection})
+
+
+def _content_length(scope: Scope) -> int:
+    """The declared body length, or 0 when absent or unreadable (the body is counted)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0

@@ -1,0 +1,153 @@
+"""``/api/v1/health`` and ``/api/v1/system``.
+
+Health always answers 200; ``status`` is ``degraded`` while anything is wrong, and
+``problems`` says what, in words: the agent is unreachable or silent, a collector missed
+samples in the last minute (per collector: missed in the last minute and hour, and the
+last reason), the database is unreachable, damaged or replaced, or writes are pending.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+from sysmon import __version__
+from sysmon.api.deps import (
+    ClockDep,
+    FeedDep,
+    HubDep,
+    SettingsDep,
+    StoreDep,
+    StoreReadsDep,
+    SubscriberDep,
+    ThresholdsDep,
+)
+from sysmon.api.schemas import HealthResponse, SystemResponse
+
+router = APIRouter(prefix="/api/v1", tags=["health"])
+
+
+def _problems(
+    *,
+    connected: bool,
+    channel_error: str | None,
+    age: float | None,
+    stale_after: float,
+    warming_up: bool,
+    reachable: bool,
+    status: dict[str, Any],
+) -> list[str]:
+    problems: list[str] = []
+    if not connected and not warming_up:
+        problems.append(f"agent not reachable: {channel_error or 'no connection'}")
+    elif age is not None and age > stale_after:
+        problems.append(f"no tick from the agent for {age:.0f}s")
+    elif age is None and not warming_up:
+        problems.append("no tick received from the agent yet")
+    if not reachable:
+        problems.append("database not reachable from the server")
+    db = status.get("database") or {}
+    integrity = db.get("integrity") or {}
+    if integrity.get("problem"):
+        problems.append(f"database integrity: {integrity['problem']}")
+    if db.get("pending_writes"):
+        problems.append(
+            f"{db['pending_writes']} ticks waiting to be written: {db.get('last_error')}"
+        )
+    for name, report in sorted((status.get("collectors") or {}).items()):
+        if report.get("missed_last_minute"):
+            problems.append(
+                f"collector {name} missed {report['missed_last_minute']} samples in the last "
+                f"minute: {report.get('last_reason')}"
+            )
+    return problems
+
+
+@router.get(
+    "/health",
+    response_model=HealthResponse,
+    summary="Service health (always 200; status says ok or degraded, problems says why)",
+)
+async def health(
+    settings: SettingsDep,
+    store: StoreDep,
+    reads: StoreReadsDep,
+    feed: FeedDep,
+    subscriber: SubscriberDep,
+    clock: ClockDep,
+    hub: HubDep,
+) -> Response:
+    reachable = await reads.run(store.ping)
+    view = feed.get()
+    status = feed.status
+    interval = settings.collection.interval_seconds
+    now = clock.monotonic()
+    age = None if view is None else max(0.0, now - view.received)
+    stale_after = 3 * interval + settings.collection.deadline_seconds
+    uptime = now - feed.started
+    warming_up = view is None and uptime <= stale_after + 10
+    problems = _problems(
+        connected=subscriber.connected,
+        channel_error=subscriber.last_error,
+        age=age,
+        stale_after=stale_after,
+        warming_up=warming_up,
+        reachable=reachable,
+        status=status,
+    )
+    db = status.get("database") or {}
+    agent = status.get("agent") or {}
+    body = {
+        "status": "degraded" if problems else "ok",
+        "problems": problems,
+        "version": __version__,
+        "uptime_seconds": round(uptime, 3),
+        "server": {"pid": os.getpid()},
+        "agent": {
+            "connected": subscriber.connected,
+            "pid": agent.get("pid"),
+            "version": agent.get("version"),
+            "error": subscriber.last_error,
+            "tick_lateness_ms": agent.get("tick_lateness_ms"),
+            "overruns": agent.get("overruns"),
+        },
+        "database": {
+            "reachable": reachable,
+            "backend": settings.database.backend,
+            "size_bytes": db.get("size_bytes"),
+            "pending_writes": db.get("pending_writes", 0),
+            "dropped_ticks": db.get("dropped_ticks", 0),
+            "last_error": db.get("last_error"),
+            "integrity": db.get("integrity"),
+        },
+        "last_collection_age_seconds": None if age is None else round(age, 3),
+        "collection_interval_seconds": interval,
+        "collectors": status.get("collectors", {}),
+        "collector_errors": status.get("errors", {}),
+        "live_clients": hub.subscriber_count,
+    }
+    return JSONResponse(content=body)
+
+
+@router.get("/system", response_model=SystemResponse, summary="Host facts and alert thresholds")
+async def system(
+    feed: FeedDep, clock: ClockDep, settings: SettingsDep, levels: ThresholdsDep
+) -> Response:
+    host: dict[str, Any] = feed.status.get("host") or {}
+    boot = host.get("boot_time")
+    return JSONResponse(
+        {
+            "hostname": host.get("hostname", ""),
+            "os": host.get("os", ""),
+            "boot_time": boot,
+            "uptime_seconds": None if boot is None else round(clock.time() - boot, 1),
+            "cpu_count": host.get("cpu_count"),
+            "cpu_count_physical": host.get("cpu_count_physical"),
+            "collection_interval_seconds": settings.collection.interval_seconds,
+            "collectors": host.get("collectors", []),
+            "thresholds": levels,
+        }
+    )

@@ -1,0 +1,215 @@
+"""The server process: API, dashboard and live stream (``create_app``).
+
+The server never collects. It reads history from the store (opened read-only) and gets
+each tick from the agent over the live channel (``sysmon.channel``). Unless told otherwise
+(``server.start_agent: false``, as ``sysmon serve`` and ``sysmon server`` do), it also
+starts an agent for the data directory when none holds it and supervises it, so the
+spec's ``uvicorn app.main:app`` (``app/main.py``, a checkout shim) alone gives a working monitor.
+
+``app`` is built on first access (module ``__getattr__``), from ``config/config.yaml``
+or ``$SYSMON_CONFIG``: importing this module does no work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from sysmon import __version__
+from sysmon.alerts.store import AlertStore
+from sysmon.api.alerts_view import AlertsView
+from sysmon.api.cache import RangeCacheMiddleware, ResponseCache
+from sysmon.api.deps import StoreReads
+from sysmon.api.errors import install_handlers
+from sysmon.api.feed import LatestView, TickFeed
+from sysmon.api.limits import install_limits
+from sysmon.api.main import api_router
+from sysmon.api.routes import docs as docs_routes
+from sysmon.api.routes import metrics as metrics_routes
+from sysmon.channel import TickSubscriber, data_dir, socket_path
+from sysmon.clock import Clock, SystemClock
+from sysmon.collectors.registry import CollectorRegistry, discover
+from sysmon.config import Settings, config_path_from_env, load_settings, public_url
+from sysmon.errors import ConfigError
+from sysmon.live import LiveHub
+from sysmon.security.auth import install_auth
+from sysmon.security.http import install_http_security
+from sysmon.security.ratelimit import install_rate_limits
+from sysmon.storage.base import TimeSeriesStore
+from sysmon.web import vendor
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
+
+
+def validate_settings(settings: Settings, registry: CollectorRegistry | None = None) -> None:
+    """What ``sysmon config check`` checks beyond the pydantic models (``sysmon.preflight``;
+    kept here for its callers). Raises ``ConfigError`` naming the key."""
+    from sysmon.preflight import check_settings
+
+    check_settings(settings, registry)
+
+
+def _agent_supervisor(settings: Settings, config_path: Path | None) -> Any:
+    """A supervisor that keeps one agent running for this data directory."""
+    from sysmon.supervisor import Supervisor, agent_spec, sysmon_argv
+
+    args = ["--config", str(config_path)] if config_path else []
+    return Supervisor([agent_spec(sysmon_argv(*args, "agent"), data_dir(settings.database.path))])
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    store: TimeSeriesStore | None = None,
+    channel: Path | None = None,
+    start_agent: bool | None = None,
+    config_path: Path | None = None,
+) -> FastAPI:
+    """Build the server app. Parts not given are built from ``settings`` in the lifespan.
+
+    ``channel`` overrides the live-channel socket path; ``start_agent`` overrides
+    ``server.start_agent`` (tests run the agent in-process and pass ``False``).
+    """
+    the_settings = settings if settings is not None else load_settings(config_path_from_env())
+    supervise = the_settings.server.start_agent if start_agent is None else start_agent
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        the_clock = clock or SystemClock()
+        the_store = store or _build_store(the_settings, the_clock)
+        await anyio.to_thread.run_sync(the_store.open)
+        hub: LiveHub[LatestView] = LiveHub()
+        hub.bind(asyncio.get_running_loop())
+        feed = TickFeed(hub, the_clock, roles_apply=the_settings.auth.mode == "jwt")
+        path = channel or socket_path(the_settings.database.path, the_settings.agent.socket)
+        subscriber = TickSubscriber(path, feed.on_frame)
+        task = asyncio.create_task(subscriber.run(), name="live-channel")
+        server_cfg = the_settings.server
+        alerts = AlertsView(
+            the_settings.alerts,
+            AlertStore(str(the_settings.database.path), create=False),
+            feed,
+            the_clock,
+            hostname=socket.gethostname,
+            dashboard_url=public_url(server_cfg),
+        )
+        supervisor = None
+        if supervise:
+            supervisor = _agent_supervisor(the_settings, config_path or config_path_from_env())
+            supervisor.start()
+        app.state.settings = the_settings
+        app.state.clock = the_clock
+        app.state.registry = discover(plugins=the_settings.collection.plugins)
+        app.state.store = the_store
+        app.state.store_reads = StoreReads(the_settings.api.store_threads)
+        app.state.hub = hub
+        app.state.feed = feed
+        app.state.subscriber = subscriber
+        app.state.supervisor = supervisor
+        app.state.range_cache = ResponseCache(
+            lambda: feed.generation, max_bytes=the_settings.server.limits.cache_max_bytes
+        )
+        app.state.alerts = alerts
+        app.state.started = the_clock.monotonic()
+        logger.info(
+            "sysmon server %s reading %s; live ticks from %s%s",
+            __version__,
+            the_settings.database.path,
+            path,
+            "; supervising the agent" if supervisor is not None else "",
+        )
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if supervisor is not None:
+                await anyio.to_thread.run_sync(supervisor.stop)
+            await anyio.to_thread.run_sync(alerts.close)
+            await anyio.to_thread.run_sync(the_store.close)
+
+    app = FastAPI(
+        title="sysmon",
+        version=__version__,
+        description="Single-server system resource monitor: metrics, history, alerts.",
+        lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc: sysmon.api.routes.docs (assets from our origin)
+        redoc_url=None,
+    )
+    install_handlers(app)
+    # Middleware runs outermost-last-added: body limit, Host check and headers, rate
+    # limits, authentication, then the range cache (whose hits skip routing, so every
+    # check above it applies to cached answers too).
+    app.add_middleware(RangeCacheMiddleware, cache=lambda: getattr(app.state, "range_cache", None))
+    install_auth(app, the_settings)
+    install_rate_limits(app, the_settings)
+    install_http_security(app, the_settings)
+    install_limits(app, the_settings.server.limits)  # outermost: bodies checked first
+    app.include_router(api_router)
+    app.include_router(docs_routes.router)
+    # Hot read-only endpoints also answer through plain Starlette routes matched first;
+    # the FastAPI routes above stay for validation-free documentation in /docs.
+    app.router.routes[0:0] = metrics_routes.FAST_ROUTES
+    if STATIC_DIR.exists():
+        for name in vendor.SOURCES:
+            folder = vendor.vendor_dir(name)
+            if folder.exists():
+                app.mount(f"/static/vendor/{name}", StaticFiles(directory=folder), name=name)
+            else:
+                logger.warning("%s not installed (run `npm ci`): served without it", name)
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def _build_store(settings: Settings, clock: Clock) -> TimeSeriesStore:
+    from sysmon.storage.sqlite import SQLiteStore
+
+    return SQLiteStore(
+        settings.database.path,
+        retention=settings.retention,
+        interval_seconds=settings.collection.interval_seconds,
+        clock=clock,
+        readonly=True,
+    )
+
+
+def _app_from_environment() -> FastAPI:
+    """``uvicorn app.main:app``: the same logging and the same refusal of a bad
+    configuration (``config error: <key>: <message>``, exit 2) as the ``sysmon`` command."""
+    from sysmon.logs import configure_logging
+
+    configure_logging()
+    try:
+        settings = load_settings(config_path_from_env())
+        configure_logging(settings.logging.level, access_log=settings.server.access_log)
+        return create_app(settings)
+    except ConfigError as exc:
+        logger.error("config error: %s", exc)
+        sys.exit(2)
+
+
+_built: dict[str, FastAPI] = {}
+
+
+def __getattr__(name: str) -> FastAPI:
+    """``sysmon.main:app`` for uvicorn, built on first access (not at import)."""
+    if name != "app":
+        raise AttributeError(name)
+    if "app" not in _built:
+        _built["app"] = _app_from_environment()
+    return _built["app"]

@@ -1,0 +1,126 @@
+"""Storage configuration: which backend, where, and the retention tiers.
+
+Durations (``keep``, ``processes_every``) follow the one grammar of
+``sysmon.timeparse.parse_duration`` (``"1d"``, ``"12h"``, ``"365d"``, ``"1h30m"``, ``"2w"``,
+or a bare number of seconds). A bad value fails at load time with a pydantic error whose
+location names the key (``retention.tiers.0.keep``), which ``sysmon.config`` turns into a
+``ConfigError`` for that dotted key.
+
+The defaults are the spec's tiers: raw 1 day, 1 minute 7 days, 5 minutes 30 days,
+1 hour 365 days. Each tier is rolled up from the one below it, so the list must start
+with ``raw`` and go from fine to coarse.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sysmon.timeparse import parse_duration
+
+TierName = Literal["raw", "1m", "5m", "1h"]
+
+TIER_STEP_SECONDS: dict[str, float] = {"1m": 60.0, "5m": 300.0, "1h": 3600.0}
+"""Bucket width of each rollup tier (the raw tier's step is the collection interval)."""
+
+
+def _check_duration(value: object, *, positive: bool) -> str:
+    """The duration as written (``keep: 7d`` stays ``"7d"``), once it parses."""
+    parse_duration(value, above=0 if positive else None)  # refuses anything else
+    return value if isinstance(value, str) else str(value)
+
+
+class DatabaseConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["sqlite"] = "sqlite"
+    path: str = "data/sysmon.db"
+    write_buffer_max_ticks: int = Field(default=86_400, ge=1)
+
+
+class TierConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    resolution: TierName
+    keep: str = Field(description="How long rows of this tier are kept: 1d, 7d, 30d, 365d, 12h")
+
+    @field_validator("keep", mode="before")
+    @classmethod
+    def _valid_keep(cls, value: object) -> str:
+        return _check_duration(value, positive=True)
+
+    @property
+    def keep_seconds(self) -> float:
+        return parse_duration(self.keep)
+
+    @property
+    def step_seconds(self) -> float | None:
+        """Bucket width; ``None`` for raw (its step is the collection interval)."""
+        return TIER_STEP_SECONDS.get(self.resolution)
+
+
+def _default_tiers() -> list[TierConfig]:
+    return [
+        TierConfig(resolution="raw", keep="1d"),
+        TierConfig(resolution="1m", keep="7d"),
+        TierConfig(resolution="5m", keep="30d"),
+        TierConfig(resolution="1h", keep="365d"),
+    ]
+
+
+_ORDER = {"raw": 0, "1m": 1, "5m": 2, "1h": 3}
+
+
+class RetentionConfig(BaseModel):
+    """Tiers plus the process-history cadence.
+
+    ``processes_every``: a top-process table is stored at most this often (``"0s"`` =
+    every tick). Process tables are ~50x bigger than a tick of metrics, so storing one
+    per second for a day would dwarf the whole metric history; see sysmon/storage/README.md.
+    They are kept as long as the raw tier.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    tiers: list[TierConfig] = Field(default_factory=_default_tiers)
+    processes_every: str = "10s"
+
+    @field_validator("processes_every", mode="before")
+    @classmethod
+    def _valid_every(cls, value: object) -> str:
+        return _check_duration(value, positive=False)
+
+    @field_validator("tiers")
+    @classmethod
+    def _valid_tiers(cls, tiers: list[TierConfig]) -> list[TierConfig]:
+        # Each tier rolls up from the one below it: raw first, fine to coarse, no repeats.
+        if not tiers or tiers[0].resolution != "raw":
+            raise ValueError("the first tier must be resolution 'raw'")
+        order = [_ORDER[t.resolution] for t in tiers]
+        if order != sorted(set(order)):
+            raise ValueError("tiers must go from fine to coarse (raw, 1m, 5m, 1h) without repeats")
+        return tiers
+
+    @model_validator(mode="after")
+    def _keeps_reach_next_bucket(self) -> RetentionConfig:
+        # A tier must keep its rows at least two buckets of the next tier, or the next
+        # rollup would find its source already deleted.
+        for lower, upper in zip(self.tiers, self.tiers[1:], strict=False):
+            step = upper.step_seconds or 0.0
+            if lower.keep_seconds < 2 * step:
+                raise ValueError(
+                    f"tier {lower.resolution!r} keep {lower.keep!r} is shorter than two "
+                    f"{upper.resolution} buckets; tier {upper.resolution!r} could not roll up"
+                )
+        return self
+
+    @property
+    def processes_every_seconds(self) -> float:
+        return parse_duration(self.processes_every)
+
+    def tier(self, resolution: str) -> TierConfig | None:
+        for t in self.tiers:
+            if t.resolution == resolution:
+                return t
+        return None
