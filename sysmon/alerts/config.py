@@ -289,8 +289,28 @@ class WebhookChannelConfig(_UrlChannel):
     url_env: str | None = "SYSMON_WEBHOOK_URL"
 
 
+class AlertmanagerChannelConfig(_UrlChannel):
+    """Prometheus Alertmanager (``POST /api/v2/alerts``), so a team keeps its routing,
+    grouping, inhibition and silences. The URL is Alertmanager's base address
+    (``http://alertmanager:9093/``; a path ending in ``/api/v2/alerts`` is used as is).
+
+    Alertmanager resolves an alert nobody re-posts (``resolve_timeout``), so, like
+    Prometheus, the channel re-posts its firing alerts every ``resend_interval`` with
+    ``endsAt`` four intervals ahead: if sysmon stops, they resolve on their own.
+    """
+
+    type: Literal["alertmanager"]
+    url_env: str | None = "SYSMON_ALERTMANAGER_URL"
+    resend_interval: PositiveDuration = Field(
+        default=60.0, description="How often firing alerts are re-posted to Alertmanager"
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Extra labels on every alert (env: prod, ...)"
+    )
+
+
 ChannelConfig = Annotated[
-    EmailChannelConfig | SlackChannelConfig | WebhookChannelConfig,
+    EmailChannelConfig | SlackChannelConfig | WebhookChannelConfig | AlertmanagerChannelConfig,
     Field(discriminator="type"),
 ]
 
@@ -394,6 +414,7 @@ def resolve_environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:
 
 
 __all__ = [
+    "AlertmanagerChannelConfig",
     "AlertsConfig",
     "ChannelConfig",
     "Duration",

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sysmon.alerts.config import (
+    AlertmanagerChannelConfig,
     AlertsConfig,
     ChannelConfig,
     EmailChannelConfig,
@@ -27,6 +28,7 @@ from sysmon.alerts.config import (
 )
 from sysmon.alerts.dispatcher import ChannelPolicy, ChannelWorker, Dispatcher
 from sysmon.alerts.engine import ActiveAlert, AlertEngine
+from sysmon.alerts.notifiers.alertmanager import AlertmanagerNotifier
 from sysmon.alerts.notifiers.base import DeliveryError, Notification, Notifier
 from sysmon.alerts.notifiers.email import EmailNotifier
 from sysmon.alerts.notifiers.slack import SlackNotifier
@@ -64,6 +66,8 @@ def build_notifier(name: str, cfg: ChannelConfig, environ: Mapping[str, str]) ->
     url = cfg.resolve_url(name, environ)
     if isinstance(cfg, SlackChannelConfig):
         return SlackNotifier(name, url, cfg.timeout_seconds)
+    if isinstance(cfg, AlertmanagerChannelConfig):
+        return AlertmanagerNotifier(name, url, cfg)
     return WebhookNotifier(name, url, cfg.timeout_seconds)
 
 
