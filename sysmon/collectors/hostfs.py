@@ -1,0 +1,90 @@
+"""Small helpers for collectors that read kernel files directly (``/proc``, ``/sys``).
+
+The psutil seam (``source.py``) covers what psutil knows. Pressure stall information,
+``sockstat``, ``file-nr``, cgroup v2 and amdgpu's sysfs files are not in psutil, so those
+collectors read them themselves, always below a root directory they are given
+(``proc_root``/``sys_root``/``cgroup_root`` options): tests point the root at a recorded
+tree under ``tests/fixtures/`` and the agent can be pointed at a host's ``/proc`` mounted
+elsewhere (``/host/proc`` in a container).
+
+"The machine lacks the thing" is normal, not an error: no ``/proc/pressure`` on an old
+kernel or with ``psi=0``, no cgroup v2, no GPU. ``Presence`` logs that once (and once when
+it changes) so a collector can return nothing every tick without flooding the log.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+
+ABSENT_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EOPNOTSUPP, errno.ENOTSUP})
+"""``OSError`` numbers that mean "this kernel/host does not have it" rather than a fault.
+
+``EOPNOTSUPP`` is what ``/proc/pressure/*`` answers when the kernel was built with PSI
+but booted with ``psi=0``.
+"""
+
+
+def read_bytes(path: str, size: int = 65536) -> bytes:
+    """The whole (small) file: one ``open``/``read``/``close`` without Python's file object.
+
+    ``/proc`` and ``/sys`` files are generated on ``read``; the buffered ``open()`` costs
+    several microseconds more per file than these three system calls, which adds up over
+    dozens of cgroup files per tick. Reads until EOF: a ``seq_file`` may stop short of
+    ``size`` before the end (``/proc/net/tcp`` with thousands of sockets).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def is_absent(exc: OSError) -> bool:
+    """True when ``exc`` says the file (or the feature behind it) does not exist here."""
+    return isinstance(exc, FileNotFoundError) or exc.errno in ABSENT_ERRNOS
+
+
+class Presence:
+    """Logs once when a collector's data source is missing, and once when it returns.
+
+    ``absent(reason)`` and ``present()`` are called every tick; only a change logs, so a
+    host without the thing gets exactly one line (INFO by default) instead of one per
+    second, and a source that appears later (a driver loaded) is announced.
+    """
+
+    __slots__ = ("_collector", "_level", "_logger", "available")
+
+    def __init__(self, logger: logging.Logger, collector: str, level: int = logging.INFO) -> None:
+        self._logger = logger
+        self._collector = collector
+        self._level = level
+        self.available: bool | None = None
+        """``None`` until the first tick, then whether the last tick found the source."""
+
+    def absent(self, reason: str) -> None:
+        if self.available is not False:
+            self._logger.log(
+                self._level,
+                "%s: not available on this host (%s); it reports nothing",
+                self._collector,
+                reason,
+                extra={"collector": self._collector, "reason": reason},
+            )
+        self.available = False
+
+    def present(self) -> None:
+        if self.available is False:
+            self._logger.info(
+                "%s: available again",
+                self._collector,
+                extra={"collector": self._collector},
+            )
+        self.available = True
