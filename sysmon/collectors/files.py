@@ -38,8 +38,8 @@ class FilesCollector:
 
     name: ClassVar[str]
     fields: ClassVar[tuple[MetricInfo, ...]] = (
-        MetricInfo("allocated", "files", "File handles allocated by the kernel"),
-        MetricInfo("max", "files", "Maximum file handles (fs.file-max)"),
+        MetricInfo("allocated", "files", "File handles allocated by the kernel", integer=True),
+        MetricInfo("max", "files", "Maximum file handles (fs.file-max)", integer=True),
         MetricInfo("percent", "%", "allocated / max"),
     )
 

@@ -68,9 +68,13 @@ class InodesCollector:
 
     name: ClassVar[str]
     fields: ClassVar[tuple[MetricInfo, ...]] = (
-        MetricInfo("total", "inodes", "Inodes of the filesystem (f_files)", labels=("mount",)),
-        MetricInfo("used", "inodes", "Inodes in use (f_files - f_ffree)", labels=("mount",)),
-        MetricInfo("free", "inodes", "Free inodes (f_ffree)", labels=("mount",)),
+        MetricInfo(
+            "total", "inodes", "Inodes of the filesystem (f_files)", labels=("mount",), integer=True
+        ),
+        MetricInfo(
+            "used", "inodes", "Inodes in use (f_files - f_ffree)", labels=("mount",), integer=True
+        ),
+        MetricInfo("free", "inodes", "Free inodes (f_ffree)", labels=("mount",), integer=True),
         MetricInfo("percent", "%", "used / total", labels=("mount",)),
     )
 

@@ -228,13 +228,14 @@ class SocketsCollector:
     name: ClassVar[str]
     fields: ClassVar[tuple[MetricInfo, ...]] = (
         MetricInfo("count", "sockets", "Sockets in use (totals: every family, "
-                   "sockstat's 'sockets: used')", labels=("protocol",)),
+                   "sockstat's 'sockets: used')", labels=("protocol",), integer=True),
         MetricInfo("tcp_established", "connections",
-                   "TCP connections ESTABLISHED or CLOSE_WAIT (snmp CurrEstab)"),
-        MetricInfo("tcp_time_wait", "sockets", "TCP sockets in TIME_WAIT"),
-        MetricInfo("tcp_orphan", "sockets", "TCP sockets no longer attached to a file"),
+                   "TCP connections ESTABLISHED or CLOSE_WAIT (snmp CurrEstab)", integer=True),
+        MetricInfo("tcp_time_wait", "sockets", "TCP sockets in TIME_WAIT", integer=True),
+        MetricInfo("tcp_orphan", "sockets", "TCP sockets no longer attached to a file",
+                   integer=True),
         MetricInfo("tcp_sockets", "sockets", "TCP sockets per state (IPv4+IPv6), counted "
-                   "every tcp_states_interval_seconds", labels=("state",)),
+                   "every tcp_states_interval_seconds", labels=("state",), integer=True),
     )  # fmt: skip
 
     def __init__(
