@@ -31,7 +31,14 @@ class MetricInfo:
 
     ``kind="rate"`` marks values that were already derived from counters (per second);
     rollups average them like gauges, they are never re-derived from stored values.
-    ``labels`` names the label key the field is emitted under (``""`` = totals only).
+    ``labels`` names the label keys the field is emitted under besides the totals
+    (``()`` = totals only). These declarations are the one list of metrics: alert-rule
+    validation, the API's selectors and catalog, and docs/CONTRACTS.md derive from them
+    (``sysmon.catalog``).
+
+    ``integer=True`` marks a whole number (bytes, a count): every JSON answer writes it
+    as an integer (``"count": 95``, never ``95.0``), rollup means included (rounded), so
+    a client can type the field from the catalog once. Rates and percentages stay floats.
     """
 
     field: str
@@ -39,6 +46,7 @@ class MetricInfo:
     description: str
     kind: Kind = "gauge"
     labels: tuple[str, ...] = ()
+    integer: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,10 +180,10 @@ class DiskCollector:
         MetricInfo("write_ops_per_sec", "ops/s", "Write operations", "rate", ("device",)),
         MetricInfo("busy_percent", "%", "Time the device was busy (totals: max)", "rate",
                    ("device",)),
-        MetricInfo("total_bytes", "bytes", "Filesystem size", labels=("mount",)),
-        MetricInfo("used_bytes", "bytes", "Used space", labels=("mount",)),
+        MetricInfo("total_bytes", "bytes", "Filesystem size", labels=("mount",), integer=True),
+        MetricInfo("used_bytes", "bytes", "Used space", labels=("mount",), integer=True),
         MetricInfo("free_bytes", "bytes", "Space available to unprivileged users",
-                   labels=("mount",)),
+                   labels=("mount",), integer=True),
         MetricInfo("percent", "%", "used / (used + free)", labels=("mount",)),
     )  # fmt: skip
 

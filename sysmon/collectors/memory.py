@@ -29,14 +29,14 @@ class MemoryCollector:
 
     name: ClassVar[str]
     fields: ClassVar[tuple[MetricInfo, ...]] = (
-        MetricInfo("total_bytes", "bytes", "Physical memory"),
-        MetricInfo("available_bytes", "bytes", "Memory available without swapping"),
-        MetricInfo("used_bytes", "bytes", "Used memory (psutil's definition)"),
+        MetricInfo("total_bytes", "bytes", "Physical memory", integer=True),
+        MetricInfo("available_bytes", "bytes", "Memory available without swapping", integer=True),
+        MetricInfo("used_bytes", "bytes", "Used memory (psutil's definition)", integer=True),
         MetricInfo("percent", "%", "(total - available) / total"),
-        MetricInfo("buffers_bytes", "bytes", "Kernel buffers (Linux/BSD)"),
-        MetricInfo("cached_bytes", "bytes", "Page cache (Linux/BSD)"),
-        MetricInfo("swap_total_bytes", "bytes", "Swap size"),
-        MetricInfo("swap_used_bytes", "bytes", "Swap in use"),
+        MetricInfo("buffers_bytes", "bytes", "Kernel buffers (Linux/BSD)", integer=True),
+        MetricInfo("cached_bytes", "bytes", "Page cache (Linux/BSD)", integer=True),
+        MetricInfo("swap_total_bytes", "bytes", "Swap size", integer=True),
+        MetricInfo("swap_used_bytes", "bytes", "Swap in use", integer=True),
         MetricInfo("swap_percent", "%", "Swap in use share (0 without swap)"),
         MetricInfo("swap_in_bytes_per_sec", "bytes/s", "Swapped in from disk", kind="rate"),
         MetricInfo("swap_out_bytes_per_sec", "bytes/s", "Swapped out to disk", kind="rate"),

@@ -139,8 +139,8 @@ class ProcessesCollector:
 
     name: ClassVar[str]
     fields: ClassVar[tuple[MetricInfo, ...]] = (
-        MetricInfo("count", "processes", "Processes on the host"),
-        MetricInfo("threads", "threads", "Threads over all processes"),
+        MetricInfo("count", "processes", "Processes on the host", integer=True),
+        MetricInfo("threads", "threads", "Threads over all processes", integer=True),
     )
 
     def __init__(self, source: SystemSource, options: Options) -> None:
