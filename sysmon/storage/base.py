@@ -12,6 +12,20 @@ Lifecycle guarantees (kept by the service):
 * ``maintain`` (rollups + retention) is called from the same writer thread between writes
   and must do its work in bounded chunks.
 * ``close`` is called once, after the last write.
+
+What a backend can do is in ``capabilities()`` (its native resolutions and how long
+each is kept, whether it keeps process tables, whether this process may write), so
+callers ask instead of assuming SQLite's tiers. A backend that keeps no process tables
+implements ``query_processes`` as "always ``None``".
+
+Resolutions: ``RangeQuery.resolution`` is a name from ``Resolution``. ``"auto"`` lets
+the backend choose the finest step whose grid fits ``max_points``. The other names are
+steps: ``"raw"`` is the backend's finest native step (for SQLite the collection
+interval), ``"1m"``/``"5m"``/``"1h"`` are ``RESOLUTION_STEP_SECONDS``. The SQLite store
+keeps one tier per name; a backend without tiers (VictoriaMetrics) maps the name to that
+step and aggregates at query time. ``SeriesResult.resolution`` is the name of what
+answered and ``step_seconds`` the step actually used (a step may be merged to honour
+``max_points``).
 """
 
 from __future__ import annotations
@@ -24,6 +38,9 @@ from sysmon.models import Labels, Snapshot
 
 Resolution = Literal["auto", "raw", "1m", "5m", "1h"]
 Aggregate = Literal["mean", "min", "max"]
+
+RESOLUTION_STEP_SECONDS: Mapping[str, float] = {"1m": 60.0, "5m": 300.0, "1h": 3600.0}
+"""The step each named resolution stands for; ``"raw"`` is the backend's finest step."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +80,50 @@ class StoreStats:
     last_write_error: str | None = None
 
 
-class TimeSeriesStore(Protocol):
+@dataclass(frozen=True, slots=True)
+class NativeResolution:
+    """One step a backend stores (or answers) natively, and how long it keeps it."""
+
+    name: str
+    """What ``SeriesResult.resolution`` says when this step answers (``"raw"``, ``"1m"``)."""
+    step_seconds: float
+    retention_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a store can do, asked instead of assumed (health, API, contract tests).
+
+    ``resolutions`` go fine to coarse; a query older than one's retention is answered by
+    a coarser one (or not at all). ``process_tables``: ``query_processes`` can return
+    tables. ``writable``: this process may call ``write``/``maintain`` (the server opens
+    the SQLite file read-only; the agent writes it).
+    """
+
+    backend: str
+    resolutions: tuple[NativeResolution, ...]
+    process_tables: bool
+    writable: bool
+
+    @property
+    def finest_step_seconds(self) -> float:
+        return self.resolutions[0].step_seconds
+
+    @property
+    def max_retention_seconds(self) -> float:
+        return max(r.retention_seconds for r in self.resolutions)
+
+
+class ProcessHistory(Protocol):
+    """Stored top-process tables (``Collected.rows`` of the ``processes`` collector)."""
+
+    def query_processes(self, at: float) -> tuple[float, Sequence[Mapping[str, object]]] | None:
+        """The stored process table nearest before ``at``: (its timestamp, rows), or
+        ``None`` when none is recent enough (or the backend keeps none)."""
+        ...
+
+
+class TimeSeriesStore(ProcessHistory, Protocol):
     def open(self) -> None: ...
 
     def write(self, snapshot: Snapshot) -> None: ...
@@ -74,8 +134,8 @@ class TimeSeriesStore(Protocol):
         """Every label set stored for ``metric`` (``()`` = totals)."""
         ...
 
-    def query_processes(self, at: float) -> tuple[float, Sequence[Mapping[str, object]]] | None:
-        """The stored process table nearest before ``at``: (its timestamp, rows)."""
+    def capabilities(self) -> Capabilities:
+        """Static facts about this store; cheap, never raises, callable before ``open``."""
         ...
 
     def maintain(self, now: float) -> None: ...

@@ -17,11 +17,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sysmon.storage.base import RESOLUTION_STEP_SECONDS
 from sysmon.timeparse import parse_duration
 
 TierName = Literal["raw", "1m", "5m", "1h"]
 
-TIER_STEP_SECONDS: dict[str, float] = {"1m": 60.0, "5m": 300.0, "1h": 3600.0}
+TIER_STEP_SECONDS: dict[str, float] = dict(RESOLUTION_STEP_SECONDS)
 """Bucket width of each rollup tier (the raw tier's step is the collection interval)."""
 
 
