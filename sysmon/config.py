@@ -202,6 +202,19 @@ class LoggingConfig(BaseModel):
         description="sysmon's own log level; other libraries log warnings and errors only",
     )
 
+    file: str | None = Field(
+        default=None,
+        description="Also write JSON lines (one per record, access log included) to this "
+        "path; each process writes its own file, its role before the extension "
+        "(sysmon.jsonl -> sysmon.server.jsonl, sysmon.agent.jsonl)",
+    )
+    file_max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Rotate the JSON file at this size"
+    )
+    file_backups: int = Field(
+        default=5, ge=0, le=100, description="Rotated JSON files kept (.1 ... .N)"
+    )
+
     @field_validator("level", mode="before")
     @classmethod
     def _known_level(cls, value: object) -> str:

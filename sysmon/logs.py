@@ -17,12 +17,29 @@ What an operator sees by default:
 One handler on the root logger, one format: ``2026-11-27 03:12:00 INFO    sysmon.agent.service:
 ...``. Calling ``configure_logging`` again (once the settings are known) adjusts levels
 and never adds a second handler.
+
+**JSON file** (``logging.file``): the same records, one JSON object a line, to a size-
+rotated file for log shippers (Promtail/Loki, Vector, Filebeat): ``timestamp`` (UTC, ISO
+8601 with ms), ``level``, ``logger``, ``message``, ``process`` (server, agent, ...),
+``pid``, the record's structured extras (the access log's ``request_id``, ``method``,
+``route``, ``path``, ``status``, ``latency_ms``, ``client``) and ``exception`` when there
+is one. Each process writes its own file, its role inserted before the extension
+(``sysmon.jsonl`` -> ``sysmon.server.jsonl``), because ``RotatingFileHandler`` is not
+safe with several writers: two processes rotating one file lose lines. The console never
+shows ``sysmon.access`` (uvicorn's own access line stays there with
+``server.access_log``), and the file never shows ``uvicorn.access`` (ours has more).
 """
 
 from __future__ import annotations
 
+import io
+import json
 import logging
+import logging.handlers
+import os
 import sys
+import time
+from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -33,6 +50,13 @@ OWN_LOGGER = __name__.partition(".")[0]
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
 _MARK = "_sysmon_handler"
+_FILE_MARK = "_sysmon_file_handler"
+
+ACCESS_LOGGER = f"{OWN_LOGGER}.access"
+"""One INFO line per HTTP request (``sysmon.api.requestlog``), for the JSON file."""
+
+# Attributes every LogRecord has: the rest are a call's ``extra={...}`` fields.
+_STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
 class _Formatter(logging.Formatter):
@@ -55,6 +79,7 @@ def configure_logging(level: str = "INFO", *, access_log: bool = False) -> None:
     if not any(getattr(h, _MARK, False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_Formatter(FORMAT, DATE_FORMAT))
+        handler.addFilter(_Drop(ACCESS_LOGGER))
         setattr(handler, _MARK, True)
         root.addHandler(handler)
     root.setLevel(logging.WARNING)
@@ -70,3 +95,88 @@ def configure_logging(level: str = "INFO", *, access_log: bool = False) -> None:
         uvicorn_logger.setLevel(logging.NOTSET)
     logging.getLogger("uvicorn").setLevel(own_level)
     logging.getLogger("uvicorn.access").setLevel(logging.INFO if access_log else logging.WARNING)
+
+
+class _Drop(logging.Filter):
+    """Refuses the records of one logger and its children."""
+
+    def __init__(self, logger_name: str) -> None:
+        super().__init__()
+        self._logger = logger_name
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        name = record.name
+        return not (name == self._logger or name.startswith(self._logger + "."))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record (see the module docstring for the fields)."""
+
+    def __init__(self, process: str) -> None:
+        super().__init__()
+        self._process = process
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        entry: dict[str, object] = {
+            "timestamp": f"{ts}.{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": "uvicorn" if record.name == "uvicorn.error" else record.name,
+            "message": record.getMessage(),
+            "process": self._process,
+            "pid": record.process,
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_") and key not in entry:
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
+    """Every file it opens (the first and each after a rotation) is mode 0640: a log
+    names users, hosts and client addresses, not something for every local account."""
+
+    def _open(self) -> io.TextIOWrapper:
+        stream = super()._open()
+        os.chmod(self.baseFilename, 0o640)
+        return stream
+
+
+def file_log_path(path: str | os.PathLike[str], process: str) -> Path:
+    """``/var/log/sysmon/sysmon.jsonl`` + ``server`` -> ``.../sysmon.server.jsonl``."""
+    base = Path(path)
+    return base.with_name(f"{base.stem}.{process}{base.suffix}")
+
+
+def add_file_log(
+    path: str | os.PathLike[str],
+    process: str,
+    *,
+    max_bytes: int = 10 * 1024 * 1024,
+    backups: int = 5,
+) -> logging.Handler:
+    """Start writing every record that reaches the root logger to ``process``'s JSON
+    file (created with its directory, mode 0640). Returns the handler for
+    ``remove_file_log``."""
+    target = file_log_path(path, process)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handler = _PrivateRotatingFile(
+        target, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+    )
+    handler.setFormatter(JsonFormatter(process))
+    handler.addFilter(_Drop("uvicorn.access"))
+    setattr(handler, _FILE_MARK, str(target))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _FILE_MARK, None) == str(target)]:
+        remove_file_log(old)
+    root.addHandler(handler)
+    return handler
+
+
+def remove_file_log(handler: logging.Handler) -> None:
+    logging.getLogger().removeHandler(handler)
+    handler.close()

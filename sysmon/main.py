@@ -35,6 +35,7 @@ from sysmon.api.errors import install_handlers
 from sysmon.api.feed import LatestView, TickFeed
 from sysmon.api.limits import install_limits
 from sysmon.api.main import api_router
+from sysmon.api.requestlog import install_request_log
 from sysmon.api.routes import docs as docs_routes
 from sysmon.api.routes import metrics as metrics_routes
 from sysmon.channel import TickSubscriber, data_dir, socket_path
@@ -160,6 +161,7 @@ def create_app(
     install_rate_limits(app, the_settings)
     install_http_security(app, the_settings)
     install_limits(app, the_settings.server.limits)  # outermost: bodies checked first
+    install_request_log(app, the_settings)  # around everything: times and ids all answers
     app.include_router(api_router)
     app.include_router(docs_routes.router)
     # Hot read-only endpoints also answer through plain Starlette routes matched first;
