@@ -32,6 +32,7 @@ from sysmon.api.alerts_view import AlertsView
 from sysmon.api.cache import RangeCacheMiddleware, ResponseCache
 from sysmon.api.deps import StoreReads
 from sysmon.api.errors import install_handlers
+from sysmon.api.exposition import install_metrics
 from sysmon.api.feed import LatestView, TickFeed
 from sysmon.api.limits import install_limits
 from sysmon.api.main import api_router
@@ -161,6 +162,7 @@ def create_app(
     install_rate_limits(app, the_settings)
     install_http_security(app, the_settings)
     install_limits(app, the_settings.server.limits)  # outermost: bodies checked first
+    install_metrics(app)  # around everything: times refused requests and cache hits too
     install_request_log(app, the_settings)  # around everything: times and ids all answers
     app.include_router(api_router)
     app.include_router(docs_routes.router)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from sysmon.api.routes import admin, alerts, auth, health, metrics, stream, web
+from sysmon.api.routes import admin, alerts, auth, health, metrics, prometheus, stream, web
 
 api_router = APIRouter()
 api_router.include_router(health.router)
@@ -14,3 +14,4 @@ api_router.include_router(alerts.router)
 api_router.include_router(web.router)
 api_router.include_router(auth.router)
 api_router.include_router(admin.router)
+api_router.include_router(prometheus.router)
