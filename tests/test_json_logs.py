@@ -116,7 +116,7 @@ def test_request_line_has_id_route_method_status_latency(served: tuple[str, Path
 def test_request_ids_are_generated_when_absent_or_unsafe(served: tuple[str, Path, Path]) -> None:
     base, path, _ = served
     plain = httpx.get(f"{base}/api/v1/health", timeout=5)
-    unsafe = httpx.get(f"{base}/nowhere", headers={"X-Request-ID": "a b\"c"}, timeout=5)
+    unsafe = httpx.get(f"{base}/nowhere", headers={"X-Request-ID": 'a b"c'}, timeout=5)
     for response in (plain, unsafe):
         assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
     missing = _access(path, unsafe.headers["X-Request-ID"])
