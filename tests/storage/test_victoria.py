@@ -261,6 +261,20 @@ def test_values_round_trip_and_nan_means_absent(store: VictoriaStore, vm: Victor
     assert got == [*values[:-1], None]
 
 
+def test_long_fractions_keep_about_twelve_digits(store: VictoriaStore, vm: VictoriaServer) -> None:
+    """Not bit-exact (the server stores decimals): a full-mantissa CPU percentage comes
+    back cut after 10-12 decimal places, within 1e-11 relative, never rounded up."""
+    values = [88.63636363637538, 11.363636363624618, 2 / 3 * 1000, 0.1 + 0.2]
+    write_all(store, vm, [cpu(T0 + i, v) for i, v in enumerate(values)])
+
+    got = raw(store, T0, T0 + len(values) - 1)["percent"]
+
+    for stored, sent in zip(got, values, strict=True):
+        assert stored is not None
+        assert math.isclose(stored, sent, rel_tol=1e-11)
+        assert abs(stored) <= abs(sent)
+
+
 def test_query_errors_name_the_parameter(store: VictoriaStore, vm: VictoriaServer) -> None:
     sda: Labels = (("device", "sda"),)
     write_all(store, vm, [snap(T0, {("disk", sda): {"busy_percent": 1.0}})])
