@@ -21,10 +21,12 @@ the parent's ``cgroup.subtree_control``) leaves that field out.
   ``cri-containerd-<id>.scope``, ``crio-<id>.scope``) or a directory named by a 64-hex
   container id (Docker's and Kubernetes' cgroupfs driver) is taken, named by the short
   id (12 hex digits, what ``docker ps`` shows);
-* any other systemd unit (``*.service``, ``*.scope``) is taken under its unit name
-  (``nginx.service``, ``user@1000.service``, ``session-2.scope``);
-* ``*.slice`` and other directories are only descended into, except a leaf directory,
-  which is taken under its path (``/mygroup``);
+* with ``services: true``, any other systemd unit (``*.service``, ``*.scope``) is taken
+  under its unit name (``nginx.service``, ``user@1000.service``, ``session-2.scope``),
+  and so is a leaf directory that is neither, under its path (``/mygroup``). Off by
+  default: a systemd host has 30-60 running units, ~2 ms of reads per tick;
+* ``*.slice`` and other directories (units too, when they are not taken: rootless
+  Podman nests containers below ``user@1000.service``) are descended into;
 * a taken cgroup is not descended into (its children are already in its numbers), and
   one whose ``cgroup.events`` says ``populated 0`` (nothing runs) is skipped.
 
@@ -69,16 +71,16 @@ class Cgroup(NamedTuple):
     """The ``container`` label."""
 
 
-def cgroup_name(dirname: str, relpath: str) -> tuple[str, bool]:
-    """``(label, is_unit)`` for a cgroup directory; ``is_unit`` means "take it, stop here"."""
+def cgroup_name(dirname: str, relpath: str) -> tuple[str, str]:
+    """``(label, kind)`` of a cgroup directory; kind is ``container``, ``unit`` or ``other``."""
     m = _CONTAINER_SCOPE.match(dirname)
     if m:
-        return m.group(1)[:SHORT_ID], True
+        return m.group(1)[:SHORT_ID], "container"
     if _CONTAINER_ID.match(dirname):
-        return dirname[:SHORT_ID], True
+        return dirname[:SHORT_ID], "container"
     if dirname.endswith((".service", ".scope")):
-        return dirname, True
-    return "/" + relpath, False
+        return dirname, "unit"
+    return "/" + relpath, "other"
 
 
 def _populated(path: str) -> bool:
@@ -93,8 +95,14 @@ def _populated(path: str) -> bool:
     return True
 
 
-def walk_cgroups(root: str, max_depth: int, limit: int) -> tuple[list[Cgroup], bool]:
-    """The cgroups to report (see module docstring) and whether ``limit`` cut the walk."""
+def walk_cgroups(
+    root: str, max_depth: int, limit: int, services: bool = True
+) -> tuple[list[Cgroup], bool]:
+    """The cgroups to report (see module docstring) and whether ``limit`` cut the walk.
+
+    With ``services`` off only containers are taken; units are then descended into like
+    slices (rootless Podman puts containers below ``user@1000.service``).
+    """
     found: list[Cgroup] = []
 
     def visit(path: str, rel: str, depth: int) -> bool:
@@ -105,8 +113,10 @@ def walk_cgroups(root: str, max_depth: int, limit: int) -> tuple[list[Cgroup], b
             return True  # vanished or unreadable mid-walk: skip it
         for name in subdirs:
             child, child_rel = os.path.join(path, name), f"{rel}/{name}" if rel else name
-            label, is_unit = cgroup_name(name, child_rel)
-            if not is_unit and depth < max_depth:
+            label, kind = cgroup_name(name, child_rel)
+            if not (kind == "container" or (services and kind == "unit")):
+                if depth >= max_depth:
+                    continue  # too deep to tell; not taken
                 try:
                     with os.scandir(child) as it:
                         leaf = not any(e.is_dir(follow_symlinks=False) for e in it)
@@ -116,10 +126,8 @@ def walk_cgroups(root: str, max_depth: int, limit: int) -> tuple[list[Cgroup], b
                     if not visit(child, child_rel, depth + 1):
                         return False
                     continue
-                if name.endswith(".slice"):
-                    continue  # an empty slice groups nothing
-            elif not is_unit:
-                continue  # too deep to tell; not taken
+                if not services or kind != "other" or name.endswith(".slice"):
+                    continue  # a leaf that is no container (or an empty slice)
             if not _populated(child):
                 continue
             if len(found) >= limit:
@@ -165,6 +173,11 @@ class ContainersCollector:
             default="/sys/fs/cgroup",
             description="Mount point of the cgroup v2 hierarchy (hybrid hosts: "
             "/sys/fs/cgroup/unified)",
+        )
+        services: bool = Field(
+            default=False,
+            description="Also report systemd units (*.service, *.scope) and other leaf "
+            "cgroups, not only containers (~4 file reads per cgroup per tick)",
         )
         max_cgroups: int = Field(
             default=100, ge=1, le=10_000, description="At most this many cgroups are read"
@@ -215,7 +228,9 @@ class ContainersCollector:
             self._cgroups = None
             return None
         self._presence.present()
-        self._cgroups, cut = walk_cgroups(self._root, opts.max_depth, opts.max_cgroups)
+        self._cgroups, cut = walk_cgroups(
+            self._root, opts.max_depth, opts.max_cgroups, opts.services
+        )
         if cut and not self._cap_logged:
             self._cap_logged = True
             logger.info(

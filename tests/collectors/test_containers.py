@@ -34,6 +34,7 @@ def tree(tmp_path: Path) -> Path:
 
 
 def make(root: Path | str, **options: Any) -> ContainersCollector:
+    options.setdefault("services", True)
     opts = ContainersCollector.Options(cgroup_root=str(root), **options)
     return ContainersCollector(None, opts)
 
@@ -58,19 +59,36 @@ def test_selection_and_names() -> None:
 @pytest.mark.parametrize(
     ("dirname", "expected"),
     [
-        ("docker-" + "a" * 64 + ".scope", ("a" * 12, True)),
-        ("libpod-" + "b" * 64 + ".scope", ("b" * 12, True)),
-        ("cri-containerd-" + "c" * 64 + ".scope", ("c" * 12, True)),
-        ("crio-" + "d" * 64 + ".scope", ("d" * 12, True)),
-        ("e" * 64, ("e" * 12, True)),
-        ("sshd.service", ("sshd.service", True)),
-        ("libpod-conmon-" + "f" * 64 + ".scope", ("libpod-conmon-" + "f" * 64 + ".scope", True)),
-        ("system.slice", ("/x/system.slice", False)),
+        ("docker-" + "a" * 64 + ".scope", ("a" * 12, "container")),
+        ("libpod-" + "b" * 64 + ".scope", ("b" * 12, "container")),
+        ("cri-containerd-" + "c" * 64 + ".scope", ("c" * 12, "container")),
+        ("crio-" + "d" * 64 + ".scope", ("d" * 12, "container")),
+        ("e" * 64, ("e" * 12, "container")),
+        ("sshd.service", ("sshd.service", "unit")),
+        ("libpod-conmon-" + "f" * 64 + ".scope", ("libpod-conmon-" + "f" * 64 + ".scope", "unit")),
+        ("system.slice", ("/x/system.slice", "other")),
     ],
 )
-def test_cgroup_name(dirname: str, expected: tuple[str, bool]) -> None:
+def test_cgroup_name(dirname: str, expected: tuple[str, str]) -> None:
     rel = "x/system.slice" if dirname == "system.slice" else dirname
     assert cgroup_name(dirname, rel) == expected
+
+
+def test_default_reports_containers_only_even_nested_in_units(tree: Path) -> None:
+    nested = tree / "user.slice/user-1000.slice/user@1000.service/app.slice"
+    rootless = nested / ("libpod-" + "5" * 64 + ".scope")
+    rootless.mkdir()
+    (rootless / "cpu.stat").write_text("usage_usec 5\n")
+    (rootless / "memory.current").write_text("4096\n")
+    collector = ContainersCollector(None, ContainersCollector.Options(cgroup_root=str(tree)))
+    out = collector.collect(1.0)
+    assert label_values(out, "container") == {
+        "3f5b2c1a9e8d",
+        "9a8b7c6d5e4f",
+        "0123456789ab",
+        "555555555555",
+    }
+    assert totals(out)["count"] == 4.0
 
 
 def test_gauges_first_tick_rates_second(tree: Path) -> None:
