@@ -69,8 +69,8 @@ def server_lines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]
     try:
         with stack(settings, FakeClock(start=time.time())) as running_stack:
             running_stack.tick()
-            for path in ("/api/v1/health", "/api/v1/metrics/current", "/missing"):
-                httpx.get(running_stack.base_url + path, headers={"X-Request-ID": "loki-1"})
+            for route in ("/api/v1/health", "/api/v1/metrics/current", "/missing"):
+                httpx.get(running_stack.base_url + route, headers={"X-Request-ID": "loki-1"})
     finally:
         access.setLevel(saved)
     path = file_log_path(tmp / "logs" / "sysmon.jsonl", "server")
