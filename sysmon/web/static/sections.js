@@ -1,0 +1,286 @@
+/* Per-device sections: disks, network interfaces, filesystems, and whatever else the
+ * server collects (sensors, pressure, containers, GPUs, ...), each shown only when its
+ * metric exists.
+ *
+ * What exists comes from the catalog, GET /api/v1/metrics ({metrics: [{name, labels,
+ * fields: [{field, unit, description, labels, ...}]}]}), and which devices exist from the
+ * latest snapshot (/api/v1/metrics/current lists them under each label key). A server
+ * without the catalog answers 404; then the snapshot's keys alone are used and units are
+ * guessed from field names. Known metrics get hand-made charts; any other metric gets one
+ * chart per device and unit.
+ */
+
+import { API, getJSON } from './api.js';
+import { createFigure, registerChart, removeChart } from './charts.js';
+import { shortField } from './format.js';
+import { $ } from './state.js';
+
+const MAX_ITEMS = 24; // devices charted per section; the rest are named in a note
+const TOTALS = 'total';
+const TITLES = {
+  sensors: 'Sensors', pressure: 'Pressure (PSI)', containers: 'Containers', gpu: 'GPUs', gpus: 'GPUs',
+};
+// Metrics that already have their place on the page.
+const HANDLED = new Set(['cpu', 'memory', 'disk', 'network', 'processes', 'inodes']);
+
+let observer = null;
+let signature = '';
+let onShow = () => {};
+
+/* ---------- what exists ---------- */
+
+function guessUnit(field) {
+  if (/_bytes_per_sec$/.test(field)) return 'bytes/s';
+  if (/_bytes$/.test(field)) return 'bytes';
+  if (/(^|_)percent$/.test(field)) return '%';
+  if (/_per_sec$/.test(field)) return '/s';
+  if (/_celsius$/.test(field)) return '\u00b0C';
+  return '';
+}
+
+/* {name: {fields: Map(field -> {unit, description, labels}), items: {key: [values]}}} */
+function inventory(catalog, current) {
+  const snap = (current && current.metrics) || {};
+  const out = {};
+  const list = catalog && Array.isArray(catalog.metrics) ? catalog.metrics : null;
+  if (list) {
+    for (const m of list) {
+      if (!m || typeof m.name !== 'string') continue;
+      const fields = new Map();
+      for (const f of m.fields || []) {
+        if (f && typeof f.field === 'string') {
+          fields.set(f.field, { unit: f.unit || '', description: f.description || '', labels: f.labels || [] });
+        }
+      }
+      out[m.name] = { fields, items: {}, labels: Array.isArray(m.labels) ? m.labels : [] };
+    }
+  }
+  for (const [name, body] of Object.entries(snap)) {
+    if (!body || typeof body !== 'object') continue;
+    if (!out[name]) {
+      if (list) continue; // the catalog is the list of metrics when there is one
+      out[name] = { fields: new Map(), items: {}, labels: [] };
+    }
+    const entry = out[name];
+    for (const [key, group] of Object.entries(body)) {
+      if (!group || typeof group !== 'object') continue;
+      if (key === TOTALS) {
+        if (!list) for (const f of Object.keys(group)) if (!entry.fields.has(f)) entry.fields.set(f, { unit: guessUnit(f), description: '', labels: [] });
+        continue;
+      }
+      entry.items[key] = Object.keys(group).sort(naturalCompare);
+      if (!entry.labels.includes(key)) entry.labels.push(key);
+      if (!list) {
+        for (const row of Object.values(group)) {
+          for (const f of Object.keys(row || {})) {
+            const known = entry.fields.get(f) || { unit: guessUnit(f), description: '', labels: [] };
+            if (!known.labels.includes(key)) known.labels = [...known.labels, key];
+            entry.fields.set(f, known);
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+function naturalCompare(a, b) {
+  return a.localeCompare(b, undefined, { numeric: true });
+}
+
+function has(inv, metric, field, key) {
+  const f = inv[metric] && inv[metric].fields.get(field);
+  return Boolean(f) && (!key || f.labels.length === 0 || f.labels.includes(key));
+}
+
+function idPart(text) {
+  return String(text).replace(/[^A-Za-z0-9_-]+/g, '_');
+}
+
+/* ---------- chart definitions ---------- */
+
+function series(metric, field, label, key = null, value = null) {
+  return { metric, field, label, key, value };
+}
+
+// Hand-made charts for one device of a known metric: [suffix, title, unit, [[field, label]]].
+const DEVICE_CHARTS = {
+  disk: [
+    ['io', 'throughput', 'bytes/s', [['read_bytes_per_sec', 'read'], ['write_bytes_per_sec', 'write']]],
+    ['iops', 'IOPS', 'ops/s', [['read_ops_per_sec', 'read'], ['write_ops_per_sec', 'write']]],
+    ['busy', 'busy', '%', [['busy_percent', 'busy']]],
+  ],
+  network: [
+    ['traffic', 'traffic', 'bytes/s', [['bytes_recv_per_sec', 'in'], ['bytes_sent_per_sec', 'out']]],
+    ['errors', 'errors and drops', 'packets/s', [
+      ['errin_per_sec', 'errors in'], ['errout_per_sec', 'errors out'],
+      ['dropin_per_sec', 'drops in'], ['dropout_per_sec', 'drops out']]],
+  ],
+};
+
+function deviceDefs(inv, metric, key, item) {
+  const defs = [];
+  for (const [suffix, title, unit, fields] of DEVICE_CHARTS[metric]) {
+    const present = fields.filter(([f]) => has(inv, metric, f, key));
+    if (!present.length) continue;
+    defs.push({
+      id: `${metric}-${idPart(item)}-${suffix}`,
+      title: `${item} \u00b7 ${title}`,
+      unit,
+      yRange: unit === '%' ? 'pct100' : 'auto',
+      series: present.map(([f, label]) => series(metric, f, label, key, item)),
+    });
+  }
+  return defs;
+}
+
+// The inodes collector's share in use for a mount: its first percentage field.
+function inodesPercentField(inv) {
+  const m = inv.inodes;
+  if (!m) return null;
+  for (const [f, info] of m.fields) if (info.unit === '%' || /percent$/.test(f)) return f;
+  return null;
+}
+
+function mountDefs(inv, mount) {
+  const defs = [];
+  const list = [];
+  if (has(inv, 'disk', 'percent', 'mount')) list.push(series('disk', 'percent', 'space used', 'mount', mount));
+  const inodesField = inodesPercentField(inv);
+  const inodeMounts = (inv.inodes && inv.inodes.items.mount) || [];
+  if (inodesField && inodeMounts.includes(mount)) list.push(series('inodes', inodesField, 'inodes used', 'mount', mount));
+  if (list.length) {
+    defs.push({
+      id: `mount-${idPart(mount)}`,
+      title: `${mount} \u00b7 ${list.length > 1 ? 'space and inodes' : 'space'}`,
+      unit: '%', yRange: 'pct100', series: list,
+    });
+  }
+  // An inodes collector without a percentage: chart what it has, per unit.
+  if (!inodesField && inodeMounts.includes(mount)) defs.push(...genericDefs(inv, 'inodes', 'mount', mount));
+  return defs;
+}
+
+function genericDefs(inv, metric, key, item) {
+  const byUnit = new Map();
+  for (const [f, info] of inv[metric].fields) {
+    if (key && info.labels.length && !info.labels.includes(key)) continue;
+    if (!byUnit.has(info.unit)) byUnit.set(info.unit, []);
+    byUnit.get(info.unit).push([f, info]);
+  }
+  const defs = [];
+  for (const [unit, fields] of byUnit) {
+    const name = item === null ? metric : item;
+    defs.push({
+      id: `${metric}-${idPart(name)}-${idPart(unit || 'value')}`,
+      title: `${name} \u00b7 ${unit || 'value'}`,
+      hint: fields.map(([f, info]) => `${f}: ${info.description || f}`).join('\n'),
+      unit,
+      yRange: unit === '%' ? 'pctAuto' : 'auto',
+      many: fields.length > 8,
+      series: fields.map(([f]) => series(metric, f, shortField(f), key, item)),
+    });
+  }
+  return defs;
+}
+
+/* The sections to show: [{id, title, note, defs}] in page order. */
+export function plan(catalog, current) {
+  const inv = inventory(catalog, current);
+  const sections = [];
+  const add = (id, title, items, make) => {
+    const shown = items.slice(0, MAX_ITEMS);
+    const defs = shown.flatMap(make);
+    if (!defs.length) return;
+    const more = items.length - shown.length;
+    const count = `${items.length} ${items.length === 1 ? 'item' : 'items'}`;
+    sections.push({ id, title, defs, note: more > 0 ? `${count}, first ${MAX_ITEMS} shown` : count });
+  };
+  const items = (metric, key) => (inv[metric] && inv[metric].items[key]) || [];
+  if (inv.disk) add('disks', 'Disks', items('disk', 'device'), (d) => deviceDefs(inv, 'disk', 'device', d));
+  if (inv.network) {
+    // Loopback last: its traffic is the host talking to itself.
+    const ifaces = items('network', 'interface').slice().sort((a, b) => (a === 'lo') - (b === 'lo') || naturalCompare(a, b));
+    add('interfaces', 'Network interfaces', ifaces, (i) => deviceDefs(inv, 'network', 'interface', i));
+  }
+  if (inv.disk) add('filesystems', 'Filesystems', items('disk', 'mount'), (m) => mountDefs(inv, m));
+  for (const name of Object.keys(inv).sort()) {
+    if (HANDLED.has(name) || !inv[name].fields.size) continue;
+    const title = TITLES[name] || name.charAt(0).toUpperCase() + name.slice(1);
+    const key = inv[name].labels.find((k) => items(name, k).length);
+    if (key) add(`m-${idPart(name)}`, title, items(name, key), (it) => genericDefs(inv, name, key, it));
+    else if (current && current.metrics && current.metrics[name]) add(`m-${idPart(name)}`, title, [null], () => genericDefs(inv, name, null, null));
+  }
+  return sections;
+}
+
+/* ---------- on the page ---------- */
+
+function sectionElement(sec) {
+  const el = document.createElement('section');
+  el.className = 'panel device-section';
+  el.id = `sec-${sec.id}`;
+  el.setAttribute('aria-labelledby', `sec-${sec.id}-h`);
+  const head = document.createElement('div');
+  head.className = 'section-head';
+  const h = document.createElement('h2');
+  h.id = `sec-${sec.id}-h`;
+  h.textContent = sec.title;
+  const note = document.createElement('span');
+  note.className = 'muted';
+  note.textContent = sec.note;
+  head.append(h, note);
+  const grid = document.createElement('div');
+  grid.className = 'charts';
+  el.append(head, grid);
+  return { el, grid };
+}
+
+function watch(c) {
+  if (!observer) {
+    // Build a chart (and load its history) when it comes within a screen of the viewport.
+    observer = new IntersectionObserver((entries) => {
+      for (const e of entries) {
+        if (!e.isIntersecting) continue;
+        observer.unobserve(e.target);
+        const chart = e.target.sysmonChart;
+        if (chart) onShow(chart);
+      }
+    }, { rootMargin: '100% 0px' });
+  }
+  c.fig.sysmonChart = c;
+  observer.observe(c.fig);
+}
+
+/* Show the sections; a second call with the same sections changes nothing. onShowChart(c)
+ * builds a chart when it scrolls into view. */
+export function renderSections(sections, onShowChart) {
+  onShow = onShowChart;
+  const sig = JSON.stringify(sections.map((s) => [s.id, s.defs.map((d) => [d.id, d.series.length])]));
+  if (sig === signature) return false;
+  signature = sig;
+  const root = $('#sections');
+  for (const fig of root.querySelectorAll('figure.chart')) {
+    if (observer) observer.unobserve(fig);
+    if (fig.sysmonChart) removeChart(fig.sysmonChart);
+  }
+  root.replaceChildren();
+  for (const sec of sections) {
+    const { el, grid } = sectionElement(sec);
+    for (const def of sec.defs) {
+      const fig = createFigure(def);
+      grid.appendChild(fig);
+      watch(registerChart(def, fig));
+    }
+    root.appendChild(el);
+  }
+  return true;
+}
+
+export async function loadCatalog() {
+  try {
+    return await getJSON(`${API}/metrics`);
+  } catch (err) {
+    return null; // no catalog on this server: the snapshot's keys are used
+  }
+}
