@@ -18,7 +18,7 @@ import pytest
 from sysmon.api.routes.docs import docs_csp
 from sysmon.clock import FakeClock
 from sysmon.config import load_settings
-from sysmon.main import VENDOR_DIRS
+from sysmon.web.vendor import SOURCES, vendor_dir
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.stack import Stack, stack
 
@@ -29,7 +29,8 @@ URL_ATTR = re.compile(r"""(?:src|href|url|spec-url)\s*[=:]\s*['"]([^'"]+)['"]"""
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    for name, folder in VENDOR_DIRS.items():
+    for name in SOURCES:
+        folder = vendor_dir(name)
         if not folder.exists():
             pytest.fail(f"{folder} is missing ({name}): run `npm ci` first")
     tmp = tmp_path_factory.mktemp("docs")
