@@ -70,6 +70,7 @@ from sysmon.clock import Clock
 from sysmon.errors import QueryError, StorageError
 from sysmon.models import Labels, Snapshot
 from sysmon.storage.base import (
+    RESOLUTION_STEP_SECONDS,
     Capabilities,
     NativeResolution,
     RangeQuery,
@@ -83,12 +84,6 @@ PREFIX = "sysmon_"
 HOST_LABEL = "host"
 MAX_POINTS_LIMIT = 10_000
 """Same bound as the SQLite store (and below the server's default 30000 per series)."""
-TIER_STEPS: tuple[tuple[str, float | None], ...] = (
-    ("raw", None),  # the collection interval
-    ("1m", 60.0),
-    ("5m", 300.0),
-    ("1h", 3600.0),
-)
 FACTS_REFRESH_SECONDS = 60.0
 """``maintain`` (every ~10 s) re-reads the server's size and retention at most this often."""
 ALL_TIME = ("1", "4102444800")
@@ -170,11 +165,11 @@ def _grid_points(start: float, end: float, step: float) -> int:
 def plan_query(q: RangeQuery, interval: float) -> Plan:
     """The step for ``q``: the named tier's, or for ``auto`` the finest with at most
     ``max_points`` points; any step is multiplied up until the grid fits, like SQLite."""
-    steps = {name: interval if step is None else step for name, step in TIER_STEPS}
+    steps = {"raw": interval, **RESOLUTION_STEP_SECONDS}  # fine to coarse
     if q.resolution == "auto":
         name = next(
-            (n for n, _ in TIER_STEPS if _grid_points(q.start, q.end, steps[n]) <= q.max_points),
-            "1h",
+            (n for n, step in steps.items() if _grid_points(q.start, q.end, step) <= q.max_points),
+            max(steps, key=steps.__getitem__),
         )
     elif q.resolution in steps:
         name = q.resolution
@@ -245,7 +240,7 @@ class VictoriaStore:
         self._clock = clock
         self._host = host
         self._timeout = timeout_seconds
-        self._interval = interval_seconds
+        self._interval = float(interval_seconds)
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
         self._ticks_written = 0
