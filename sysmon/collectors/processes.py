@@ -92,11 +92,14 @@ _SLOTS = 64
 
 _RSS = attrgetter("rss")
 
+DETAILS_TTL = 60.0
+"""Seconds a shown row's command line and user are kept before they are read again."""
+
 
 class _Proc:
     """What the collector remembers of one listed process between ticks."""
 
-    __slots__ = ("details", "info", "quiet", "read_at", "row", "rss")
+    __slots__ = ("details", "details_at", "details_name", "info", "quiet", "read_at", "row", "rss")
 
     def __init__(self, info: ProcessInfo, read_at: float) -> None:
         self.info = info
@@ -107,7 +110,12 @@ class _Proc:
         """Consecutive reads that found ``info`` unchanged."""
         self.rss = info.rss or 0
         self.details: tuple[str, str | None, str] | None = None
-        """Full name, user, redacted command line: fetched once, when first shown."""
+        """Full name, user, redacted command line: fetched when first shown, and again
+        after an ``exec`` (the kernel's name changed) or ``DETAILS_TTL`` seconds."""
+        self.details_name = ""
+        """``info.name`` when ``details`` were fetched: a new name means an ``exec``."""
+        self.details_at = 0.0
+        """Monotonic time ``details`` were fetched."""
         self.row: tuple[ProcessInfo, float, int, Mapping[str, object]] | None = None
         """The last table row, after the ``(info, cpu_percent, mem_total)`` it shows."""
 
@@ -266,7 +274,7 @@ class ProcessesCollector:
         ordered = sorted(
             chosen.values(), key=lambda p: (-busy.get(p.info.pid, 0.0), -p.rss, p.info.pid)
         )
-        rows = tuple(self._row(p, busy.get(p.info.pid, 0.0), mem_total) for p in ordered)
+        rows = tuple(self._row(p, busy.get(p.info.pid, 0.0), mem_total, now) for p in ordered)
         return Collected(samples=samples, rows=rows)
 
     def _top_by_rss(self, n: int) -> Collection[_Proc]:
@@ -284,11 +292,20 @@ class ProcessesCollector:
             self._mem_floor = top[-1].rss
         return top
 
-    def _details_for(self, proc: _Proc) -> tuple[str, str | None, str] | None:
-        """Cached details, or ``None`` (and no cache) if they could not be read."""
-        if proc.details is not None:
-            return proc.details
+    def _details_for(self, proc: _Proc, now: float) -> tuple[str, str | None, str] | None:
+        """Cached details, or ``None`` (and no cache) if they could not be read.
+
+        Fetched again when the process ``exec``'d into another program (its kernel name
+        changed: ``bash`` became ``python3``), and at most every ``DETAILS_TTL`` seconds
+        while shown, which catches an ``exec`` that kept the name (``python3`` running
+        another script) and a user change."""
         info = proc.info
+        if (
+            proc.details is not None
+            and proc.details_name == info.name
+            and now - proc.details_at < DETAILS_TTL
+        ):
+            return proc.details
         opts = self._options
         want_cmdline = opts.include_cmdline
         try:
@@ -305,15 +322,24 @@ class ProcessesCollector:
         if want_cmdline and details.cmdline:
             cmd = redact_cmdline(details.cmdline, opts.cmdline_max_chars)
         proc.details = (_full_name(info.name, details.cmdline), details.username, cmd)
+        proc.details_name = info.name
+        proc.details_at = now
         return proc.details
 
-    def _row(self, proc: _Proc, cpu: float, mem_total: int) -> Mapping[str, object]:
-        """The table row; the same (read-only) mapping as last tick if nothing changed."""
+    def _row(self, proc: _Proc, cpu: float, mem_total: int, now: float) -> Mapping[str, object]:
+        """The table row; the same (read-only) mapping as last tick if nothing changed
+        (and its details are not due for a refresh)."""
         info = proc.info
         last = proc.row
-        if last is not None and last[0] is info and last[1] == cpu and last[2] == mem_total:
+        if (
+            last is not None
+            and last[0] is info
+            and last[1] == cpu
+            and last[2] == mem_total
+            and now - proc.details_at < DETAILS_TTL
+        ):
             return last[3]
-        details = self._details_for(proc)
+        details = self._details_for(proc, now)
         name, user, cmdline = (info.name, None, "") if details is None else details
         rss = proc.rss
         row = {
@@ -326,6 +352,7 @@ class ProcessesCollector:
             "status": info.status or "unknown",
             "threads": info.num_threads or 0,
             "create_time": info.create_time,
+            "ppid": info.ppid,
             "cmdline": cmdline,
         }
         if details is not None:  # a row without details is rebuilt, to retry them

@@ -147,6 +147,8 @@ class ProcessInfo(NamedTuple):
     cpu_time: float | None
     rss: int | None
     num_threads: int | None
+    ppid: int | None = None
+    """Parent pid (``None`` when unknown); a process re-parented to init shows 1."""
 
 
 class ProcessDetails(NamedTuple):
@@ -339,6 +341,7 @@ def process_info_from(info: Mapping[str, Any]) -> ProcessInfo:
         cpu_time=None if times is None else float(times.user + times.system),
         rss=None if mem is None else int(mem.rss),
         num_threads=info.get("num_threads"),
+        ppid=info.get("ppid"),
     )
 
 
@@ -365,7 +368,16 @@ _LINUX_STATUS = {
     "P": "parked",
 }
 
-_PROCESS_ATTRS = ["pid", "name", "status", "create_time", "cpu_times", "memory_info", "num_threads"]
+_PROCESS_ATTRS = [
+    "pid",
+    "name",
+    "status",
+    "create_time",
+    "cpu_times",
+    "memory_info",
+    "num_threads",
+    "ppid",
+]
 
 
 def parse_linux_stat(
@@ -387,6 +399,7 @@ def parse_linux_stat(
         (int(f[11]) + int(f[12])) / clock_ticks,  # fields 14, 15: utime + stime (ticks)
         int(f[21]) * page_size,  # field 24, rss in pages
         int(f[17]),  # field 20, threads
+        int(f[1]),  # field 4, parent pid
     )
 
 

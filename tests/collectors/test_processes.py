@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from sysmon.collectors.processes import ProcessesCollector
+from sysmon.collectors.processes import DETAILS_TTL, ProcessesCollector
 from sysmon.collectors.redact import MAX_CHARS
+from sysmon.collectors.source import parse_linux_stat
 
 from .fakes import FakeSource, run_ticks, totals
 
@@ -14,7 +16,7 @@ GiB = 1024**3
 MiB = 1024**2
 ROW_KEYS = {
     "pid", "name", "user", "cpu_percent", "memory_percent", "rss_bytes", "status",
-    "threads", "create_time", "cmdline",
+    "threads", "create_time", "ppid", "cmdline",
 }  # fmt: skip
 
 
@@ -42,7 +44,7 @@ def test_rows_and_totals_over_three_ticks(ticks: list[dict[str, Any]]) -> None:
         "pid": 100, "name": "postgres", "user": "postgres", "cpu_percent": 150.0,
         "memory_percent": pytest.approx(100 * 500 * MiB / (8 * GiB), abs=0.01),
         "rss_bytes": 500 * MiB, "status": "sleeping", "threads": 8,
-        "create_time": 1699990100.0, "cmdline": "postgres -D /var/lib/postgresql",
+        "create_time": 1699990100.0, "ppid": None, "cmdline": "postgres -D /var/lib/postgresql",
     }  # fmt: skip
     assert rows[200]["cpu_percent"] == 25.0
     assert rows[200]["cmdline"] == "python3 app.py --password=***"
@@ -113,3 +115,61 @@ def test_cmdline_is_capped_before_redaction(ticks: list[dict[str, Any]]) -> None
     ProcessesCollector.Options(cmdline_max_chars=MAX_CHARS)
     with pytest.raises(ValidationError, match="cmdline_max_chars"):
         ProcessesCollector.Options(cmdline_max_chars=MAX_CHARS + 1)
+
+
+def _exec_state(ticks: list[dict[str, Any]], name: str, cmdline: list[str]) -> dict[str, Any]:
+    """Tick 0 with pid 100 (postgres) turned into ``name``/``cmdline`` by an exec: same
+    pid and start time, new kernel name and argv."""
+    state = copy.deepcopy(ticks[0])
+    for proc in state["processes"]:
+        if proc["pid"] == 100:
+            proc["name"] = name
+    state["process_details"]["100"] = {"cmdline": cmdline, "username": "postgres"}
+    return state
+
+
+def test_exec_refreshes_name_and_cmdline(ticks: list[dict[str, Any]]) -> None:
+    """After ``exec`` the row shows the new program at once (the kernel name changed),
+    not the one the process started as."""
+    collector, source = make(ticks[0])
+    before = by_pid(collector.collect(1000.0).rows)[100]
+    assert (before["name"], before["cmdline"]) == ("postgres", "postgres -D /var/lib/postgresql")
+    source.set_state(_exec_state(ticks, "python3", ["python3", "worker.py", "--token", "s3"]))
+    after = by_pid(collector.collect(1001.0).rows)[100]
+    assert (after["name"], after["cmdline"]) == ("python3", "python3 worker.py --token ***")
+    assert after["create_time"] == before["create_time"]
+
+
+def test_exec_keeping_the_name_is_seen_within_the_ttl(ticks: list[dict[str, Any]]) -> None:
+    """An exec that keeps the kernel name (postgres -> postgres with other args) shows
+    once the details are due again (``DETAILS_TTL``), and not before."""
+    collector, source = make(ticks[0])
+    collector.collect(1000.0)
+    source.set_state(_exec_state(ticks, "postgres", ["postgres", "--single"]))
+    soon = by_pid(collector.collect(1001.0).rows)[100]
+    assert soon["cmdline"] == "postgres -D /var/lib/postgresql"
+    later = by_pid(collector.collect(1000.0 + DETAILS_TTL).rows)[100]
+    assert later["cmdline"] == "postgres --single"
+
+
+def test_rows_carry_the_parent_pid(ticks: list[dict[str, Any]]) -> None:
+    state = copy.deepcopy(ticks[0])
+    for proc in state["processes"]:
+        proc["ppid"] = 0 if proc["pid"] == 1 else 1
+    collector, _ = make(state)
+    rows = by_pid(collector.collect(1000.0).rows)
+    assert rows[1]["ppid"] == 0 and rows[100]["ppid"] == 1
+
+
+def test_linux_stat_parser_reads_the_parent_pid() -> None:
+    stat = (
+        b"4242 (my (odd) name) S 77 4242 4242 0 -1 4194560 100 0 0 0 25 5 0 0 20 0 3 0 "
+        b"1000 1000000 256 18446744073709551615"
+    )
+    info = parse_linux_stat(4242, stat, clock_ticks=100.0, page_size=4096, boot=1.7e9)
+    assert (info.ppid, info.name, info.num_threads, info.rss) == (
+        77,
+        "my (odd) name",
+        3,
+        256 * 4096,
+    )
