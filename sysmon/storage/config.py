@@ -14,8 +14,16 @@ with ``raw`` and go from fine to coarse.
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from sysmon.storage.base import RESOLUTION_STEP_SECONDS
 from sysmon.timeparse import parse_duration
@@ -32,12 +40,52 @@ def _check_duration(value: object, *, positive: bool) -> str:
     return value if isinstance(value, str) else str(value)
 
 
+BackendName = Literal["sqlite", "victoriametrics"]
+
+
 class DatabaseConfig(BaseModel):
+    """Where samples go. ``backend`` picks the store (``sysmon.storage.factory``):
+
+    * ``sqlite`` (default): the embedded file at ``path``, tiers from ``retention``;
+    * ``victoriametrics``: a VictoriaMetrics single-node server at ``url`` (``http://``
+      or ``https://``, e.g. ``http://127.0.0.1:8428``); it owns retention and
+      downsampling, and keeps no process tables.
+
+    ``url`` carries no credentials: a ``user:password@`` part is refused, because
+    secrets are never read from the config file (it is copied, committed and pasted
+    into bug reports). The VictoriaMetrics store sends none; put the server on a trusted
+    network or behind a proxy on localhost. ``path`` is still used with a remote
+    backend: the live-channel socket and the alert store sit beside it.
+    """
+
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["sqlite"] = "sqlite"
+    backend: BackendName = "sqlite"
     path: str = "data/sysmon.db"
+    url: str | None = Field(
+        default=None,
+        validate_default=True,
+        description="Server URL of a remote backend (victoriametrics), e.g. http://127.0.0.1:8428",
+    )
     write_buffer_max_ticks: int = Field(default=86_400, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        backend = info.data.get("backend")
+        if value is None:
+            if backend is not None and backend != "sqlite":
+                raise ValueError(f"required with backend {backend!r} (e.g. http://127.0.0.1:8428)")
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(
+                "credentials are not read from the config (no user:password@ in the URL); "
+                "the server must accept unauthenticated writes from this host"
+            )
+        return value
 
 
 class TierConfig(BaseModel):
