@@ -181,15 +181,9 @@ def create_app(
 
 
 def _build_store(settings: Settings, clock: Clock) -> TimeSeriesStore:
-    from sysmon.storage.sqlite import SQLiteStore
+    from sysmon.storage.factory import open_store
 
-    return SQLiteStore(
-        settings.database.path,
-        retention=settings.retention,
-        interval_seconds=settings.collection.interval_seconds,
-        clock=clock,
-        readonly=True,
-    )
+    return open_store(settings, clock, readonly=True)  # the agent creates and writes it
 
 
 def _app_from_environment() -> FastAPI:

@@ -42,14 +42,9 @@ logger = logging.getLogger(__name__)
 
 
 def build_store(settings: Settings, clock: Clock) -> TimeSeriesStore:
-    from sysmon.storage.sqlite import SQLiteStore
+    from sysmon.storage.factory import open_store
 
-    return SQLiteStore(
-        settings.database.path,
-        retention=settings.retention,
-        interval_seconds=settings.collection.interval_seconds,
-        clock=clock,
-    )
+    return open_store(settings, clock, readonly=False)
 
 
 def _host_facts(source: Any) -> dict[str, Any]:
