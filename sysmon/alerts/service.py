@@ -127,6 +127,7 @@ class AlertService:
             for name, notifier in notifiers.items()
         }
         self.dispatcher = Dispatcher(workers)
+        self._notifiers = dict(notifiers)
         self._writer = BackgroundWriter()
         self.engine = AlertEngine(
             self.rules,
@@ -172,6 +173,7 @@ class AlertService:
     def start(self) -> None:
         self._store.open()
         self.engine.load()
+        self._resume_notifiers()
         self._prune()
         self.dispatcher.start()
         self._writer.start()
@@ -256,6 +258,47 @@ class AlertService:
             future.result(timeout=wait)
         except TimeoutError:
             raise DeliveryError(f"no answer within {wait:g}s (channel busy or hanging)") from None
+
+    def _resume_notifiers(self) -> None:
+        """Tell channels that keep state on the far side (Alertmanager re-posts its firing
+        alerts) which alerts were already announced before this start, so a restart does
+        not let them expire there until the next repeat."""
+        now = self._clock.time()
+        by_name = {rule.config.name: rule.config for rule in self.rules}
+        for name, notifier in self._notifiers.items():
+            resume = getattr(notifier, "resume", None)
+            if resume is None:
+                continue
+            announced = []
+            for alert in self.engine.active():
+                rule = by_name.get(alert.rule)
+                if (
+                    rule is None
+                    or alert.state != "firing"
+                    or alert.silenced
+                    or alert.last_notified_at is None
+                    or name not in self.config.channels_for(rule)
+                ):
+                    continue
+                announced.append(
+                    Notification(
+                        kind="repeat",
+                        rule=alert.rule,
+                        severity=alert.severity,
+                        metric=alert.metric,
+                        operator=alert.operator,
+                        threshold=alert.threshold,
+                        value=alert.value,
+                        labels=dict(alert.labels),
+                        since=alert.since,
+                        timestamp=now,
+                        hostname=self.hostname,
+                        dashboard_url=self.dashboard_url,
+                        description=rule.description,
+                        extra=dict(rule.labels),
+                    )
+                )
+            resume(announced)
 
     def _record_delivery(self, delivery: Delivery) -> None:
         if delivery.event_id is not None:

@@ -134,6 +134,28 @@ def test_fire_and_resolve_through_a_real_alertmanager(
         service.stop()
 
 
+def test_a_restart_keeps_renewing_the_alerts_it_announced(tmp_path: Path, am: Alertmanager) -> None:
+    """The firing alert is restored, not announced again, yet Alertmanager must keep
+    hearing about it, or it would expire there until the next repeat (hours)."""
+    clock = FakeClock(start=time.time() - 1)
+    first = _service(tmp_path, clock, am, resend_interval="1s")
+    try:
+        Ticker(first, clock).tick(mounts={"/var": 93.5})
+        assert wait_for(lambda: len(am.alerts()) == 1)
+    finally:
+        first.stop()
+    before = _epoch(am.alerts()[0]["endsAt"])
+    second = _service(tmp_path, clock, am, resend_interval="1s")
+    try:
+        assert wait_for(lambda: _epoch(am.alerts()[0]["endsAt"]) > before + 0.5, 4)
+        (alert,) = am.alerts()
+        assert alert["labels"]["mount"] == "/var" and alert["labels"]["team"] == "ops"
+        assert alert["annotations"]["description"] == "Disk usage above 85 % on a mount"
+        assert [e.event.kind for e in second.history(0, clock.time() + 1)] == ["firing"]
+    finally:
+        second.stop()
+
+
 def test_test_message_reaches_alertmanager(
     tmp_path: Path, am: Alertmanager, http: HttpReceiver
 ) -> None:

@@ -159,6 +159,15 @@ class AlertmanagerNotifier:
 
     # --- re-posting --------------------------------------------------------------------
 
+    def resume(self, announced: list[Notification]) -> None:
+        """Alerts announced before a restart (``AlertService.start``): re-posted from the
+        next ``resend_interval`` on, as if this process had sent them."""
+        with self._lock:
+            for n in announced:
+                self._active[_key(alert_payload(n, self._ttl, self._cfg.labels))] = n
+        if announced:
+            self._ensure_resender()
+
     def active_count(self) -> int:
         with self._lock:
             return len(self._active)
