@@ -21,9 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sysmon.alerts.config import KNOWN_FIELDS, AlertsConfig
+from sysmon.alerts.config import AlertsConfig
 from sysmon.alerts.service import AlertService
+from sysmon.catalog import metric_catalog
 from sysmon.clock import FakeClock
+from sysmon.collectors.registry import discover
 from sysmon.models import Collected, Sample, Snapshot
 
 MOUNTS = ["/", "/var", "/home", "/data"]
@@ -32,6 +34,10 @@ IFACES = ["eth0", "eth1", "wlan0", "docker0"]
 DEVICE_FIELDS = ["read_bytes_per_sec", "write_bytes_per_sec", "read_ops_per_sec",
                  "write_ops_per_sec", "busy_percent"]  # fmt: skip
 MOUNT_FIELDS = ["total_bytes", "used_bytes", "free_bytes", "percent"]
+CATALOG = metric_catalog(discover())
+KNOWN_FIELDS = {
+    name: sorted(info.field for info in entry.fields) for name, entry in CATALOG.metrics.items()
+}
 
 
 def host_snapshot(ts: float, cpu: float) -> Snapshot:

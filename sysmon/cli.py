@@ -230,6 +230,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_collect(args: argparse.Namespace) -> int:
     from sysmon.agent.collection import Collection
+    from sysmon.catalog import metric_catalog
     from sysmon.collectors.registry import discover
     from sysmon.collectors.source import PsutilSource
     from sysmon.serialize import snapshot_document
@@ -250,7 +251,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     finally:
         collection.close()
         source.close()
-    document = snapshot_document(snapshot, settings.api.current_process_rows)
+    integers = metric_catalog(registry).integer_fields
+    document = snapshot_document(snapshot, settings.api.current_process_rows, integers)
     sys.stdout.write(json.dumps(document, indent=2 if args.pretty else None, default=str) + "\n")
     return 0
 

@@ -255,6 +255,18 @@ class Settings(BaseSettings):
         # The environment overrides the YAML file (passed as init kwargs).
         return (env_settings, init_settings)
 
+    @model_validator(mode="after")
+    def _rules_match_the_collectors(self) -> Settings:
+        """Alert rules may only name metrics, fields and label keys the collectors
+        declare; checked here, the one place that knows both the rules and
+        ``collection.plugins`` (``sysmon.catalog``). Raises ``ConfigError`` naming the rule."""
+        from sysmon.alerts.config import check_rules
+        from sysmon.catalog import metric_catalog
+        from sysmon.collectors.registry import discover
+
+        check_rules(self.alerts, metric_catalog(discover(plugins=self.collection.plugins)))
+        return self
+
 
 def config_error(exc: ValidationError) -> ConfigError:
     """The first problem of a pydantic error as a ``ConfigError`` for its dotted key."""

@@ -39,6 +39,7 @@ from sysmon.api.main import api_router
 from sysmon.api.requestlog import install_request_log
 from sysmon.api.routes import docs as docs_routes
 from sysmon.api.routes import metrics as metrics_routes
+from sysmon.catalog import metric_catalog
 from sysmon.channel import TickSubscriber, data_dir, socket_path
 from sysmon.clock import Clock, SystemClock
 from sysmon.collectors.registry import CollectorRegistry, discover
@@ -115,7 +116,7 @@ def create_app(
             supervisor.start()
         app.state.settings = the_settings
         app.state.clock = the_clock
-        app.state.registry = discover(plugins=the_settings.collection.plugins)
+        app.state.registry = registry
         app.state.store = the_store
         app.state.store_reads = StoreReads(the_settings.api.store_threads)
         app.state.hub = hub
@@ -153,6 +154,8 @@ def create_app(
         docs_url=None,  # /docs and /redoc: sysmon.api.routes.docs (assets from our origin)
         redoc_url=None,
     )
+    registry = discover(plugins=the_settings.collection.plugins)
+    metrics_routes.install_catalog(app, metric_catalog(registry))  # the API's metric list
     install_handlers(app)
     # Middleware runs outermost-last-added: body limit, Host check and headers, rate
     # limits, authentication, then the range cache (whose hits skip routing, so every

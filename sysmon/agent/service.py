@@ -30,6 +30,7 @@ from sysmon.agent.integrity import IntegrityWatch
 from sysmon.agent.reload import ReloadPlan, plan_reload
 from sysmon.agent.writer import BufferedWriter
 from sysmon.alerts.service import AlertService
+from sysmon.catalog import metric_catalog
 from sysmon.channel import TickPublisher, socket_path
 from sysmon.clock import Clock, SystemClock
 from sysmon.collectors.registry import CollectorRegistry, discover
@@ -81,6 +82,8 @@ class Agent:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.registry = registry or discover(plugins=settings.collection.plugins)
+        self.integer_fields = metric_catalog(self.registry).integer_fields
+        """Per metric, the fields ``/current`` writes as JSON integers (``sysmon.catalog``)."""
         self._own_source = source is None
         self.source = source if source is not None else PsutilSource()
         collectors = self.registry.build(settings.collectors, self.source)
@@ -190,7 +193,7 @@ class Agent:
 
     def publish(self, snapshot: Snapshot) -> None:
         rows = self.settings.api.current_process_rows
-        body = to_json_bytes(snapshot_document(snapshot, rows))
+        body = to_json_bytes(snapshot_document(snapshot, rows, self.integer_fields))
         table = snapshot.results.get("processes")
         meta = {
             "type": "tick",

@@ -2,10 +2,14 @@
 
 Everything is validated when settings load, so a typo fails the start-up with a
 ``ConfigError`` whose key names the rule (``alerts.rules.1.for``) instead of producing a
-rule that silently never fires. Secrets are never written in the file: a channel names
-the environment variable that holds them (``password_env``, ``url_env``) or receives the
-value through the settings' environment override (``SYSMON_ALERTS__CHANNELS__SLACK__URL``);
-either way they are ``SecretStr`` so ``repr`` and logs show ``**********``.
+rule that silently never fires. The models check each rule's own values; which metrics,
+fields and selector keys exist comes from the collectors' declarations
+(``check_rules`` against ``sysmon.catalog``, run by ``Settings``), never from a list here.
+
+Secrets are never written in the file: a channel names the environment variable that
+holds them (``password_env``, ``url_env``) or receives the value through the settings'
+environment override (``SYSMON_ALERTS__CHANNELS__SLACK__URL``); either way they are
+``SecretStr`` so ``repr`` and logs show ``**********``.
 
 Durations are read by ``sysmon.timeparse.parse_duration``, the one grammar of every
 duration in the configuration: ``"500ms"``, ``"90s"``, ``"5m"``, ``"1h30m"``, ``"7d"``,
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -34,77 +38,11 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from sysmon.errors import ConfigError
 from sysmon.timeparse import format_duration, parse_duration
 
+if TYPE_CHECKING:
+    from sysmon.catalog import MetricCatalog
+
 Operator = Literal[">", ">=", "<", "<="]
 Severity = Literal["warning", "critical"]
-
-# The fields each metric emits (docs/CONTRACTS.md, "Field names"). A rule on any other
-# field could never fire, so it is refused at load time.
-KNOWN_FIELDS: Mapping[str, frozenset[str]] = {
-    "cpu": frozenset(
-        {
-            "percent",
-            "user_percent",
-            "system_percent",
-            "iowait_percent",
-            "steal_percent",
-            "idle_percent",
-            "load_1",
-            "load_5",
-            "load_15",
-            "ctx_switches_per_sec",
-            "interrupts_per_sec",
-            "freq_mhz",
-        }
-    ),
-    "memory": frozenset(
-        {
-            "total_bytes",
-            "available_bytes",
-            "used_bytes",
-            "percent",
-            "buffers_bytes",
-            "cached_bytes",
-            "swap_total_bytes",
-            "swap_used_bytes",
-            "swap_percent",
-            "swap_in_bytes_per_sec",
-            "swap_out_bytes_per_sec",
-        }
-    ),
-    "disk": frozenset(
-        {
-            "read_bytes_per_sec",
-            "write_bytes_per_sec",
-            "read_ops_per_sec",
-            "write_ops_per_sec",
-            "busy_percent",
-            "total_bytes",
-            "used_bytes",
-            "free_bytes",
-            "percent",
-        }
-    ),
-    "network": frozenset(
-        {
-            "bytes_sent_per_sec",
-            "bytes_recv_per_sec",
-            "packets_sent_per_sec",
-            "packets_recv_per_sec",
-            "errin_per_sec",
-            "errout_per_sec",
-            "dropin_per_sec",
-            "dropout_per_sec",
-        }
-    ),
-    "processes": frozenset({"count", "threads"}),
-}
-KNOWN_LABELS: Mapping[str, frozenset[str]] = {
-    "cpu": frozenset({"core"}),
-    "memory": frozenset(),
-    "disk": frozenset({"device", "mount"}),
-    "network": frozenset({"interface"}),
-    "processes": frozenset(),
-}
 
 
 def _positive(value: object) -> float:
@@ -159,26 +97,16 @@ class RuleConfig(BaseModel):
 
     @field_validator("metric")
     @classmethod
-    def _known_metric(cls, value: str) -> str:
+    def _metric_dot_field(cls, value: str) -> str:
+        """Only the shape: whether the metric and field exist depends on the collectors
+        (``collection.plugins`` included), so ``check_rules`` checks that against them."""
         metric, sep, fld = value.partition(".")
-        if not sep or not fld:
+        if not sep or not fld or not metric:
             raise ValueError('expected "<metric>.<field>", e.g. "cpu.percent"')
-        if metric not in KNOWN_FIELDS:
-            raise ValueError(f"unknown metric {metric!r}; known: {', '.join(sorted(KNOWN_FIELDS))}")
-        if fld not in KNOWN_FIELDS[metric]:
-            raise ValueError(f"unknown field {fld!r} of metric {metric!r}")
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> RuleConfig:
-        metric = self.metric.partition(".")[0]
-        for key in self.selector:
-            if key not in KNOWN_LABELS[metric]:
-                allowed = ", ".join(sorted(KNOWN_LABELS[metric])) or "none"
-                raise ValueError(
-                    f"rule {self.name!r}: selector key {key!r} does not exist for metric "
-                    f"{metric!r} (allowed: {allowed})"
-                )
         if self.recovery_threshold is not None:
             above = self.operator in (">", ">=")
             if above and self.recovery_threshold > self.threshold:
@@ -409,6 +337,44 @@ class AlertsConfig(BaseModel):
         return [n for n in names if self.channels[n].enabled]
 
 
+def check_rules(config: AlertsConfig, catalog: MetricCatalog, prefix: str = "alerts") -> None:
+    """Refuse a rule whose metric, field or selector key no collector declares.
+
+    Such a rule could never fire. The catalog comes from the collectors' own
+    declarations (``sysmon.catalog``), plugins included, so a plugin's metric is as
+    alertable as a built-in one without editing this module. Called when the settings
+    load (``Settings``), where ``collection.plugins`` is known; the ``ConfigError`` names
+    the rule's key (``alerts.rules.1.metric``, ``alerts.rules.1.selector``). A selector
+    key must be one the *field* is emitted under (``disk.percent`` has ``mount``, not
+    ``device``).
+    """
+    for index, rule in enumerate(config.rules):
+        key = f"{prefix}.rules.{index}"
+        metric, _, fld = rule.metric.partition(".")
+        entry = catalog.metrics.get(metric)
+        if entry is None:
+            raise ConfigError(
+                f"{key}.metric",
+                f"rule {rule.name!r}: unknown metric {metric!r}; known: "
+                + ", ".join(catalog.names()),
+            )
+        info = entry.field(fld)
+        if info is None:
+            raise ConfigError(
+                f"{key}.metric",
+                f"rule {rule.name!r}: unknown field {fld!r} of metric {metric!r}; known: "
+                + ", ".join(i.field for i in entry.fields),
+            )
+        for label in rule.selector:
+            if label not in info.labels:
+                allowed = ", ".join(info.labels) or "none, the field has totals only"
+                raise ConfigError(
+                    f"{key}.selector",
+                    f"rule {rule.name!r}: selector key {label!r} does not exist for "
+                    f"{rule.metric} (allowed: {allowed})",
+                )
+
+
 def resolve_environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:
     return os.environ if environ is None else environ
 
@@ -425,6 +391,7 @@ __all__ = [
     "Severity",
     "SlackChannelConfig",
     "WebhookChannelConfig",
+    "check_rules",
     "default_rules",
     "format_duration",
     "parse_duration",

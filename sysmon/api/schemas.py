@@ -15,9 +15,31 @@ class CurrentResponse(BaseModel):
     timestamp: float = Field(description="UTC epoch seconds of the collection tick")
     metrics: dict[str, dict[str, Any]] = Field(
         description='Per metric: {"total": {field: value}, "<label>": {"<name>": {field: value}}}'
+        "; fields the catalog marks integer are JSON integers"
     )
     processes: list[dict[str, Any]] = Field(description="Top processes by CPU")
     errors: dict[str, str] = Field(description="Collectors that failed this tick")
+
+
+class FieldEntry(BaseModel):
+    field: str
+    unit: str = Field(description='"" for a plain number (load average)')
+    description: str
+    kind: Literal["gauge", "rate"] = Field(description="rate = per second, from counters")
+    labels: list[str] = Field(description="Label keys the field is emitted under, besides totals")
+    integer: bool = Field(description="Always a JSON integer (bytes, counts), means included")
+
+
+class MetricEntry(BaseModel):
+    name: str = Field(description="The {metric} of /api/v1/metrics/{metric}")
+    fields: list[FieldEntry]
+    labels: list[str] = Field(description="Every label key of the metric's fields (selectors)")
+
+
+class CatalogResponse(BaseModel):
+    """``GET /api/v1/metrics``: derived from the collectors' declarations (``sysmon.catalog``)."""
+
+    metrics: list[MetricEntry]
 
 
 class SeriesResponse(BaseModel):
@@ -29,7 +51,10 @@ class SeriesResponse(BaseModel):
     agg: str = Field(description="Aggregate used inside each bucket: mean, min, max")
     step_seconds: float
     timestamps: list[float] = Field(description="Bucket start times, UTC epoch seconds")
-    fields: dict[str, list[float | None]] = Field(description="Values per field; null = gap")
+    fields: dict[str, list[float | None]] = Field(
+        description="Values per field; null = gap. Fields the catalog marks integer are "
+        "JSON integers (rollup means rounded)"
+    )
     units: dict[str, str]
 
 

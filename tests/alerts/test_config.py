@@ -65,7 +65,7 @@ GOOD = {"name": "ok", "metric": "cpu.percent", "threshold": 50}
         ({"threshold": "high"}, "alerts.rules.1.threshold", ""),
         ({"recovery_for": "soon"}, "alerts.rules.1.recovery_for", "invalid duration"),
         ({"treshold": 5}, "alerts.rules.1.treshold", "unknown key"),
-        ({"selector": {"mount": "/"}}, "alerts.rules.1", "rule 'bad': selector key 'mount'"),
+        ({"selector": {"mount": "/"}}, "alerts.rules.1.selector", "selector key 'mount'"),
         ({"recovery_threshold": 95}, "alerts.rules.1", "rule 'bad': recovery_threshold"),
         ({"channels": ["pager"]}, "alerts.rules.1.channels", "rule 'bad': unknown channel"),
         ({"name": "ok"}, "alerts.rules.1.name", "rule 'ok': duplicate name"),

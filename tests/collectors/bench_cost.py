@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import time
 
+from sysmon.catalog import metric_catalog
 from sysmon.collectors.registry import discover
 from sysmon.collectors.source import PsutilSource
 from sysmon.models import Collected, Snapshot
@@ -22,6 +23,7 @@ from sysmon.serialize import snapshot_document, to_json_bytes
 
 def main(ticks: int = 300) -> None:
     registry = discover()
+    integers = metric_catalog(registry).integer_fields
     source = PsutilSource()
     sections: dict[str, dict[str, object]] = {name: {} for name in registry.names()}
     collectors = registry.build(sections, source)
@@ -37,7 +39,7 @@ def main(ticks: int = 300) -> None:
             if i >= warmup:
                 cost[name] += time.thread_time() - t0
         t0 = time.thread_time()
-        to_json_bytes(snapshot_document(Snapshot(time.time(), results), 20))
+        to_json_bytes(snapshot_document(Snapshot(time.time(), results), 20, integers))
         if i >= warmup:
             cost["serialize"] += time.thread_time() - t0
         time.sleep(0.002)
