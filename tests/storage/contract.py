@@ -21,6 +21,23 @@ providing two pytest fixtures there (module level or on the subclass)::
     clock and call ``maintain(now)`` until nothing is left (rollups are built by
     maintenance); VictoriaMetrics: force the server to flush what it buffered.
 
+A remote backend's module might read (checked against VictoriaStore)::
+
+    @pytest.fixture
+    def store(vm, clock, request):   # clock: a FakeClock(T0) fixture; vm: the server
+        s = VictoriaStore(vm.url, clock=clock, host=<unique per test>,
+                          interval_seconds=INTERVAL)
+        s.open()
+        yield s
+        s.close()
+
+    @pytest.fixture
+    def settle(vm, clock):
+        def go(now):
+            clock.set_wall(now)
+            vm.flush()
+        return go
+
 Values are chosen so that every expected answer is exact in float64 *and* survives a
 backend that stores decimals of ~15 significant digits (VictoriaMetrics), so answers
 are compared with ``==``. What a store does not promise by contract (bit-exact
@@ -36,7 +53,7 @@ import pytest
 
 from sysmon.errors import QueryError
 from sysmon.models import Labels
-from sysmon.storage.base import Capabilities, RangeQuery, TimeSeriesStore
+from sysmon.storage.base import Capabilities, RangeQuery, Resolution, TimeSeriesStore
 from tests.storage.helpers import T0, snap
 
 INTERVAL = 10.0
@@ -181,8 +198,9 @@ class StoreContract:
         write_minutes(store, 30)
         settle(NOW)
         start, end = T0, T0 + 30 * 60 - INTERVAL
-        for resolution in ("raw", "1m", "auto"):
-            q = RangeQuery("cpu", start, end, resolution=resolution, max_points=10)  # type: ignore[arg-type]
+        resolutions: tuple[Resolution, ...] = ("raw", "1m", "auto")
+        for resolution in resolutions:
+            q = RangeQuery("cpu", start, end, resolution=resolution, max_points=10)
             r = store.query(q)
             assert 1 <= len(r.timestamps) <= 10, resolution
             assert r.step_seconds >= 180.0  # 30 minutes in at most 10 points
