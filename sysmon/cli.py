@@ -82,6 +82,11 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _log_level(settings)
+    log = settings.logging
+    if log.file:  # the server opens its own in its lifespan (sysmon.api.requestlog)
+        from sysmon.logs import add_file_log
+
+        add_file_log(log.file, "agent", max_bytes=log.file_max_bytes, backups=log.file_backups)
     return run_agent(settings, _config_path(args))
 
 

@@ -20,9 +20,9 @@ def test_service_collects_and_serves(tmp_path: Path, how: str) -> None:
     port = free_port()
     db = tmp_path / "sysmon.db"
     argv = (
-        ["uvicorn", "sysmon.main:app", "--host", "127.0.0.1", "--port", str(port)]
+        ["uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
         if how == "uvicorn"
-        else ["app", "serve", "--port", str(port)]
+        else ["sysmon", "serve", "--port", str(port)]
     )
     with running_service(argv, service_env(db), port) as proc:
         base = f"http://127.0.0.1:{port}"
@@ -56,7 +56,7 @@ def test_service_collects_and_serves(tmp_path: Path, how: str) -> None:
 def test_service_binds_localhost_by_default(tmp_path: Path) -> None:
     port = free_port()
     with running_service(
-        ["app", "serve", "--port", str(port)], service_env(tmp_path / "d.db"), port
+        ["sysmon", "serve", "--port", str(port)], service_env(tmp_path / "d.db"), port
     ):
         body = httpx.get(f"http://127.0.0.1:{port}/api/v1/health").json()
         assert body["status"] == "ok"

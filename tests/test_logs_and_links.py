@@ -76,7 +76,7 @@ def first_firing(receiver: HttpReceiver) -> dict[str, Any]:
 def assert_story(log_text: str, port: int | None) -> None:
     """sysmon's own lines are there, in the one format; third-party chatter is not."""
     assert re.search(
-        r"INFO +app\.agent\.service: sysmon agent \S+ \(pid \d+\) collecting", log_text
+        r"INFO +sysmon\.agent\.service: sysmon agent \S+ \(pid \d+\) collecting", log_text
     )
     if port is not None:
         assert f"INFO    uvicorn: Uvicorn running on http://127.0.0.1:{port}" in log_text
@@ -101,7 +101,7 @@ def test_serve_logs_the_story_and_links_to_the_port_it_serves(tmp_path: Path) ->
     log = tmp_path / "serve.log"
     with HttpReceiver().running() as receiver:
         env = service_env(tmp_path / "data" / "sysmon.db", **{HOOK_ENV: receiver.url("/ok/hook")})
-        argv = ["app", "--config", str(config), "serve", "--port", str(served)]
+        argv = ["sysmon", "--config", str(config), "serve", "--port", str(served)]
         with started(argv, env, log):
             base = f"http://127.0.0.1:{served}"
             wait_healthy(base, timeout=40)
@@ -127,7 +127,7 @@ def test_uvicorn_app_main_logs_the_same_story(tmp_path: Path) -> None:
             SYSMON_CONFIG=str(config),
             **{HOOK_ENV: receiver.url("/ok/hook")},
         )
-        argv = ["uvicorn", "sysmon.main:app", "--host", "127.0.0.1", "--port", str(port)]
+        argv = ["uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
         with started(argv, env, log):
             base = f"http://127.0.0.1:{port}"
             wait_healthy(base, timeout=40)
@@ -148,7 +148,7 @@ def test_agent_alone_logs_the_story_and_links_to_public_url(tmp_path: Path, spel
     log = tmp_path / "agent.log"
     with HttpReceiver().running() as receiver:
         env = service_env(tmp_path / "data" / "sysmon.db", **{HOOK_ENV: receiver.url("/ok/hook")})
-        with started(["app", "--config", str(config), "agent"], env, log):
+        with started(["sysmon", "--config", str(config), "agent"], env, log):
             wait_until(lambda: receiver.bodies("/ok/hook"), "the firing notification", log)
             wait_until(lambda: "notification sent" in log.read_text(), "the sent line", log)
         body = first_firing(receiver)

@@ -57,7 +57,7 @@ class Service:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "sysmon.main:app",
+                "app.main:app",
                 "--host",
                 "127.0.0.1",
                 "--port",
