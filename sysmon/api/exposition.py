@@ -1,11 +1,11 @@
 """The latest tick and the service's own state as Prometheus metric families.
 
-``TickCollector`` is a ``prometheus_client`` custom collector: a scrape turns the tick the
+``HostCollector`` is a ``prometheus_client`` custom collector: it turns the tick the
 server already holds (``TickFeed``'s ``LatestView``, the body of
-``/api/v1/metrics/current``) into metric families. Nothing is collected per scrape, and
-the JSON body is parsed once per tick (the host families are cached on the view object),
-so ten Prometheus servers scraping every second cost ten formattings, not ten
-collections. Sample values carry no timestamp: Prometheus stamps them at scrape time,
+``/api/v1/metrics/current``) into metric families. Nothing is collected per scrape: the
+JSON body is parsed and the host part formatted once per tick (``Exposition``), so a
+scrape formats only the service's few dozen own series (``ServiceCollector`` and the
+HTTP histogram). Sample values carry no timestamp: Prometheus stamps them at scrape time,
 which keeps its staleness handling working (a tick's own time, seen from a host whose
 clock is off, would be rejected as too old or too far in the future).
 
@@ -133,11 +133,12 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import CollectorRegistry
 
@@ -386,30 +387,46 @@ def _fallbacks(metrics: Mapping[str, Any], describe: Describe) -> Iterator[Metri
         yield gauge
 
 
-@dataclass
-class _HostCache:
-    """The host families of one view, built on its first scrape."""
+class HostCollector:
+    """The host families of the latest tick: a ``prometheus_client`` collector that
+    collects nothing, it reads the view the feed holds. The JSON body is parsed on the
+    first scrape of each tick and the families kept for the next scrapes.
 
-    view: LatestView | None = None
-    families: list[Metric] = field(default_factory=list)
-
-
-class TickCollector:
-    """A ``prometheus_client`` collector over the server's state (no collection).
-
-    ``state`` returns the app's state object: the feed, subscriber and collector registry
-    exist only once the lifespan has started, so they are looked up at scrape time.
-    ``collect`` runs on the event loop (the route calls it there); it only reads
-    references that the loop itself swaps, so it needs no lock.
+    ``state`` returns the app's state object: the feed and the collector registry exist
+    only once the lifespan has started, so they are looked up at scrape time. ``collect``
+    runs on the event loop (the route calls it there) and only reads references the loop
+    itself swaps, so it needs no lock.
     """
 
     def __init__(self, state: Callable[[], Any]) -> None:
         self._state = state
-        self._cache = _HostCache()
+        self._view: LatestView | None = None
+        self._families: list[Metric] = []
+
+    def view(self) -> LatestView | None:
+        feed = getattr(self._state(), "feed", None)
+        return None if feed is None else feed.get()
+
+    def collect(self) -> Iterable[Metric]:
+        view = self.view()
+        if view is None:
+            return []
+        if view is not self._view:
+            document = json.loads(view.body)
+            registry = getattr(self._state(), "registry", None)
+            self._families = host_families(document.get("metrics") or {}, _describer(registry))
+            self._view = view
+        return self._families
+
+
+class ServiceCollector:
+    """The service's own state, read at each scrape (a few dozen series)."""
+
+    def __init__(self, state: Callable[[], Any]) -> None:
+        self._state = state
 
     def collect(self) -> Iterable[Metric]:
         state = self._state()
-        feed = getattr(state, "feed", None)
         info = GaugeMetricFamily(
             "sysmon_build_info", "sysmon version serving these metrics.", labels=["version"]
         )
@@ -422,6 +439,7 @@ class TickCollector:
                 "1 while the server is connected to the agent's live channel.",
                 1.0 if subscriber.connected else 0.0,
             )
+        feed = getattr(state, "feed", None)
         if feed is None:
             return
         view: LatestView | None = feed.get()
@@ -431,16 +449,54 @@ class TickCollector:
                 "Wall-clock time of the latest tick the server received.",
                 view.timestamp,
             )
-            yield from self._host(view, getattr(state, "registry", None))
         yield from service_families(feed.status)
 
-    def _host(self, view: LatestView, registry: Any) -> list[Metric]:
-        cache = self._cache
-        if cache.view is not view:
-            document = json.loads(view.body)
-            families = host_families(document.get("metrics") or {}, _describer(registry))
-            self._cache = cache = _HostCache(view, families)
-        return cache.families
+
+class _Fixed:
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+EOF = b"# EOF\n"
+MAX_FORMATS = 8
+"""Formatted host texts kept per tick (one per negotiated format; the Accept header is
+the client's, so the count is bounded)."""
+
+
+class Exposition:
+    """What ``GET /metrics`` answers: the host part formatted once per tick and format,
+    then the per-scrape part (``registry``: the service's state and the HTTP histogram).
+
+    Formatting, not collecting, is the cost of a scrape: prometheus_client validates and
+    escapes every sample line, about 3 us each, and a host has hundreds of host lines
+    (per core, device, mount, interface) that change only once per tick.
+    """
+
+    def __init__(self, state: Callable[[], Any]) -> None:
+        self.host = HostCollector(state)
+        self.registry = CollectorRegistry(auto_describe=False)
+        """The per-scrape part (never the module-level ``REGISTRY``)."""
+        self.registry.register(ServiceCollector(state))
+        self._view: LatestView | None = None
+        self._texts: dict[str, bytes] = {}
+
+    def render(self, accept: str) -> tuple[bytes, str]:
+        """(body, content type) for a scrape with this ``Accept`` header."""
+        encoder, content_type = choose_encoder(accept)
+        view = self.host.view()
+        host = b""
+        if view is not None:
+            if view is not self._view or len(self._texts) >= MAX_FORMATS:
+                self._view, self._texts = view, {}
+            cached = self._texts.get(content_type)
+            if cached is None:
+                cached = encoder(_Fixed(list(self.host.collect()))).removesuffix(EOF)
+                self._texts[content_type] = cached
+            host = cached
+        return host + encoder(self.registry), content_type
 
 
 def _describer(registry: Any) -> Describe:
@@ -541,20 +597,13 @@ def service_families(status: Mapping[str, Any]) -> Iterator[Metric]:
         )
 
 
-def build_registry(state: Callable[[], Any]) -> CollectorRegistry:
-    """A registry of this app's own (never the module-level ``REGISTRY``)."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(TickCollector(state))
-    return registry
-
-
 def install_metrics(app: FastAPI) -> None:
-    """The app's Prometheus registry (``app.state.prometheus``, read by ``GET /metrics``)
+    """The app's ``Exposition`` (``app.state.prometheus``, answered by ``GET /metrics``)
     and the latency middleware. Call it after every other ``add_middleware``: the
     outermost layer times what the layers inside refuse as well."""
-    registry = build_registry(lambda: app.state)
-    histogram = request_histogram(registry)
-    app.state.prometheus = registry
+    exposition = Exposition(lambda: app.state)
+    histogram = request_histogram(exposition.registry)
+    app.state.prometheus = exposition
     app.add_middleware(
         RequestLatencyMiddleware,
         histogram=histogram,
