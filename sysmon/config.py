@@ -34,6 +34,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from sysmon.agent.forward_config import ForwardList
 from sysmon.alerts.config import AlertsConfig
 from sysmon.errors import ConfigError
 from sysmon.security.config import AuthConfig, HttpLimits, HttpSecurityConfig
@@ -234,6 +235,11 @@ class Settings(BaseSettings):
 
     server: ServerConfig = Field(default_factory=ServerConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    forward: ForwardList = Field(
+        default_factory=list,
+        description="Remote backends that also receive every tick, each through a "
+        "bounded on-disk queue (sysmon.agent.forward_config)",
+    )
     collection: CollectionConfig = Field(default_factory=CollectionConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)

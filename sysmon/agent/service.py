@@ -25,6 +25,7 @@ from typing import Any
 
 from sysmon import __version__
 from sysmon.agent.collection import Collection, Metronome
+from sysmon.agent.forward import Forwarding
 from sysmon.agent.gaps import GapLog
 from sysmon.agent.integrity import IntegrityWatch
 from sysmon.agent.reload import ReloadPlan, plan_reload
@@ -76,6 +77,7 @@ class Agent:
         store: TimeSeriesStore | None = None,
         registry: CollectorRegistry | None = None,
         channel: Path | None = None,
+        forwarding: Forwarding | None = None,
     ) -> None:
         from sysmon.collectors.source import PsutilSource
 
@@ -99,6 +101,8 @@ class Agent:
         self.writer = BufferedWriter(
             self.store, settings.database.write_buffer_max_ticks, self.clock
         )
+        self.forwarding = forwarding or Forwarding.from_settings(settings, self.clock)
+        """Remote copies (``forward:``), each with its own thread and on-disk queue."""
         self.alerts = AlertService.from_settings(
             settings.alerts,
             settings.database.path,
@@ -127,6 +131,7 @@ class Agent:
         _private_file(str(self.settings.database.path))
         self.integrity.check(full=True)
         self.alerts.start()
+        self.forwarding.start(threaded=schedule)  # before hello: it shows what is queued
         self.publisher.start()
         self.started_at = self.clock.time()
         self.publisher.publish({"type": "hello", "status": self.status(self.started_at)}, b"")
@@ -157,6 +162,7 @@ class Agent:
             ("publisher", self.publisher.close),
             ("integrity watch", self.integrity.stop),
             ("store writer", self.writer.stop),
+            ("forwarders", self.forwarding.stop),
             ("alerts", self.alerts.stop),
             ("store", self.store.close),
         ]
@@ -185,9 +191,12 @@ class Agent:
         if self._threaded:
             self.publish(snapshot)  # live first; the writer thread stores it meanwhile
             self.writer.submit(snapshot)
+            self.forwarding.submit(snapshot)
         else:
             self.writer.submit(snapshot)  # inline: the frame then shows the write's outcome
             self.writer.step()
+            self.forwarding.submit(snapshot)
+            self.forwarding.step()
             self.publish(snapshot)
         return snapshot
 
@@ -238,6 +247,7 @@ class Agent:
                 "config": self.alerts.config.model_dump(mode="json", by_alias=True),
             },
             "config_generation": self.config_generation,
+            "forward": self.forwarding.status(now),
         }
 
     # --- reload ------------------------------------------------------------------------

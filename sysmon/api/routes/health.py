@@ -3,7 +3,9 @@
 Health always answers 200; ``status`` is ``degraded`` while anything is wrong, and
 ``problems`` says what, in words: the agent is unreachable or silent, a collector missed
 samples in the last minute (per collector: missed in the last minute and hour, and the
-last reason), the database is unreachable, damaged or replaced, or writes are pending.
+last reason), the database is unreachable, damaged or replaced, or writes are pending,
+or a forwarding remote (``forward:``) has failed for more than its
+``degraded_after_ticks`` or dropped unsent ticks in the last hour.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def _problems(
         problems.append(
             f"{db['pending_writes']} ticks waiting to be written: {db.get('last_error')}"
         )
+    problems.extend(forward_problems(status.get("forward") or {}))
     for name, report in sorted((status.get("collectors") or {}).items()):
         if report.get("missed_last_minute"):
             problems.append(
@@ -64,6 +67,29 @@ def _problems(
                 f"minute: {report.get('last_reason')}"
             )
     return problems
+
+
+def forward_problems(forward: dict[str, Any]) -> list[str]:
+    """One line per remote that is failing for too long or dropped ticks lately (the
+    agent's ``sysmon.agent.forward.Forwarder.status``)."""
+    out: list[str] = []
+    for name, remote in sorted(forward.items()):
+        failing = remote.get("failing_ticks") or 0
+        if failing > (remote.get("degraded_after_ticks") or 0):
+            age = remote.get("oldest_queued_age_seconds")
+            out.append(
+                f"forward {name} failing for {failing} ticks, {remote.get('queued_ticks')} "
+                f"queued (oldest {age if age is None else round(age)}s): "
+                f"{remote.get('last_error')}"
+            )
+        if remote.get("dropped_recently"):
+            recent = remote.get("dropped_last_hour") or 0
+            count = f"{recent} " if recent else ""
+            out.append(
+                f"forward {name} dropped {count}unsent ticks in the last hour over its "
+                f"buffer bound ({remote.get('dropped_ticks')} in all)"
+            )
+    return out
 
 
 @router.get(
@@ -127,6 +153,7 @@ async def health(
         "collection_interval_seconds": interval,
         "collectors": status.get("collectors", {}),
         "collector_errors": status.get("errors", {}),
+        "forward": status.get("forward", {}),
         "live_clients": hub.subscriber_count,
     }
     return JSONResponse(content=body)
