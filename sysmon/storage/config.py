@@ -40,7 +40,8 @@ def _check_duration(value: object, *, positive: bool) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-BackendName = Literal["sqlite", "victoriametrics"]
+BackendName = Literal["sqlite", "victoriametrics", "influxdb"]
+InfluxApi = Literal["v2", "v1"]
 
 
 class DatabaseConfig(BaseModel):
@@ -49,7 +50,12 @@ class DatabaseConfig(BaseModel):
     * ``sqlite`` (default): the embedded file at ``path``, tiers from ``retention``;
     * ``victoriametrics``: a VictoriaMetrics single-node server at ``url`` (``http://``
       or ``https://``, e.g. ``http://127.0.0.1:8428``); it owns retention and
-      downsampling, and keeps no process tables.
+      downsampling, and keeps no process tables;
+    * ``influxdb``: line protocol to an InfluxDB server at ``url`` (``api`` v2:
+      ``org`` + ``bucket``, InfluxDB 2 or VictoriaMetrics; v1: ``bucket`` is the
+      InfluxDB 1.x database), reads through InfluxQL ``/query``; the API token comes
+      from the variable named by ``token_env`` or the file ``token_file``
+      (``sysmon.storage.influx`` says which servers each part was tested against).
 
     ``url`` carries no credentials: a ``user:password@`` part is refused, because
     secrets are never read from the config file (it is copied, committed and pasted
@@ -68,6 +74,47 @@ class DatabaseConfig(BaseModel):
         description="Server URL of a remote backend (victoriametrics), e.g. http://127.0.0.1:8428",
     )
     write_buffer_max_ticks: int = Field(default=86_400, ge=1)
+    # InfluxDB (backend influxdb, sysmon.storage.influx); the token is never read from here.
+    org: str | None = Field(
+        default=None,
+        description="InfluxDB 2 organization (backend influxdb, api v2: required)",
+    )
+    bucket: str = Field(
+        default="sysmon",
+        min_length=1,
+        description="InfluxDB 2 bucket (api v2) or InfluxDB 1.x database (api v1); reads "
+        "ask /query with db=<bucket> (InfluxDB 2: through its DBRP mapping)",
+    )
+    api: InfluxApi = Field(
+        default="v2",
+        description="InfluxDB write API: v2 = /api/v2/write?org=&bucket= (InfluxDB 2, "
+        "VictoriaMetrics), v1 = /write?db= (InfluxDB 1.x)",
+    )
+    token_env: str | None = Field(
+        default="SYSMON_INFLUX_TOKEN",
+        description="Environment variable holding the InfluxDB API token (if it needs one)",
+    )
+    token_file: str | None = Field(
+        default=None,
+        description="File holding the InfluxDB API token (a Docker or systemd secret); "
+        "wins over token_env",
+    )
+    token: None = Field(
+        default=None,
+        exclude=True,
+        description="Refused: the token comes from token_env or token_file, never the config",
+    )
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _no_inline_token(cls, value: object) -> None:
+        if value is not None:
+            raise ValueError(
+                "secrets are not read from the config: put the InfluxDB token in the "
+                "environment variable named by database.token_env (SYSMON_INFLUX_TOKEN by "
+                "default) or a file named by database.token_file"
+            )
+        return None
 
     @field_validator("url")
     @classmethod

@@ -55,7 +55,19 @@ def _victoriametrics(settings: Settings, clock: Clock, readonly: bool) -> TimeSe
     return store
 
 
-BACKENDS: dict[str, Builder] = {"sqlite": _sqlite, "victoriametrics": _victoriametrics}
+def _influxdb(settings: Settings, clock: Clock, readonly: bool) -> TimeSeriesStore:
+    """Line protocol to InfluxDB (``sysmon.storage.influx``); like VictoriaMetrics the
+    server owns the data and ``readonly`` changes nothing."""
+    build = _load("influxdb", "sysmon.storage.influx", "from_settings")
+    store: TimeSeriesStore = build(settings, clock)
+    return store
+
+
+BACKENDS: dict[str, Builder] = {
+    "sqlite": _sqlite,
+    "victoriametrics": _victoriametrics,
+    "influxdb": _influxdb,
+}
 """``database.backend`` -> builder ``(settings, clock, readonly) -> store``."""
 
 
