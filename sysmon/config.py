@@ -37,6 +37,7 @@ from pydantic_settings.exceptions import SettingsError
 from sysmon.agent.forward_config import ForwardList
 from sysmon.alerts.config import AlertsConfig
 from sysmon.errors import ConfigError
+from sysmon.relational.config import RelationalConfig, refuse_inline_password
 from sysmon.security.config import AuthConfig, HttpLimits, HttpSecurityConfig
 from sysmon.storage.config import DatabaseConfig, RetentionConfig
 
@@ -240,6 +241,7 @@ class Settings(BaseSettings):
         description="Remote backends that also receive every tick, each through a "
         "bounded on-disk queue (sysmon.agent.forward_config)",
     )
+    relational: RelationalConfig = Field(default_factory=RelationalConfig)
     collection: CollectionConfig = Field(default_factory=CollectionConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
@@ -351,6 +353,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(str(path), "top level must be a mapping of sections")
     _refuse_inline_secrets(data)
+    refuse_inline_password(data)
     return data
 
 

@@ -104,7 +104,11 @@ def create_app(
         server_cfg = the_settings.server
         alerts = AlertsView(
             the_settings.alerts,
-            AlertStore(str(the_settings.database.path), create=False),
+            AlertStore(
+                str(the_settings.database.path),
+                create=False,
+                url=the_settings.relational.resolved_url(),
+            ),
             feed,
             the_clock,
             hostname=socket.gethostname,

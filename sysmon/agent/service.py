@@ -109,6 +109,7 @@ class Agent:
             self.clock,
             dashboard_url=public_url(settings.server),
             hostname=socket.gethostname(),
+            relational_url=settings.relational.resolved_url(),
         )
         self.publisher = TickPublisher(
             channel or socket_path(settings.database.path, settings.agent.socket)
@@ -267,6 +268,7 @@ class Agent:
                     self.clock,
                     dashboard_url=public_url(new.server),
                     hostname=socket.gethostname(),
+                    relational_url=new.relational.resolved_url(),
                 )
         except Exception:
             for collector in built.values():

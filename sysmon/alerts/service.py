@@ -152,7 +152,11 @@ class AlertService:
         dashboard_url: str | None,
         hostname: str,
         environ: Mapping[str, str] | None = None,
+        *,
+        relational_url: str | None = None,
     ) -> AlertService:
+        """``relational_url``: the PostgreSQL database of ``relational.url`` for the
+        alert tables (None: the ``alert_*`` tables of the SQLite file ``db_path``)."""
         env = resolve_environ(environ)
         notifiers = {
             name: build_notifier(name, cfg, env)
@@ -161,7 +165,7 @@ class AlertService:
         }
         return cls(
             settings_alerts,
-            AlertStore(db_path),
+            AlertStore(db_path, url=relational_url),
             notifiers,
             clock,
             hostname=hostname,

@@ -1,80 +1,113 @@
-"""Alert persistence in SQLite: per-series state, event history, deliveries, silences.
+"""Alert persistence: per-series state, event history, deliveries, silences.
 
-The tables (prefixed ``alert_``) may share the metrics database file: this class opens
-its own connection in WAL mode, so the collection thread's metric writes and ours only
-wait on each other for the duration of a commit (``busy_timeout`` covers that).
+The tables (prefixed ``alert_``) live in the metrics database file by default (SQLite,
+WAL mode: the collection thread's metric writes and ours only wait on each other for the
+duration of a commit, ``busy_timeout`` covers that), or in the PostgreSQL database named
+by ``relational.url``. ``sysmon.relational`` holds the engine, the tables and the Alembic
+migrations, which run when the agent opens the store.
 
 Why persist state and not just history: a restart must neither lose a firing alert nor
 announce it again, and the resolved notification must still go out afterwards. The
 engine writes a series' row on every state change (rare), never on a steady tick.
 
-Thread safety: one connection guarded by a lock; callers are the collection thread
-(state, events), the channel workers (deliveries) and API threads (reads, silences).
+Thread safety and writers: every write takes this object's lock and then the database's
+write lock (``Database.write``: ``BEGIN IMMEDIATE`` on SQLite, an advisory lock on
+PostgreSQL), so writes apply one at a time, in the order they were made, across threads
+and processes. Callers are the collection thread (state, events), the channel workers
+(deliveries) and API threads in the server process (silences). Reads take pooled
+connections of their own and never wait for a writer.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import delete as sql_delete
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.expression import Executable
 
 from sysmon.errors import StorageError
 from sysmon.models import Labels
+from sysmon.relational import migrate
+from sysmon.relational.database import Database, error_text, lock_key
+from sysmon.relational.tables import (
+    alert_deliveries,
+    alert_events,
+    alert_silences,
+    alert_state,
+)
 
 SCHEMA_VERSION = 1
+"""The ``alert_meta`` schema_version row (kept for older readers); the schema's real
+version is the Alembic revision in ``alembic_version_alerts``."""
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS alert_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS alert_state (
-    rule TEXT NOT NULL,
-    labels TEXT NOT NULL,
-    state TEXT NOT NULL,
-    since REAL NOT NULL,
-    firing_since REAL,
-    value REAL,
-    last_notified_at REAL,
-    notified INTEGER NOT NULL DEFAULT 0,
-    firing_event_id INTEGER,
-    PRIMARY KEY (rule, labels)
-);
-CREATE TABLE IF NOT EXISTS alert_events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts REAL NOT NULL,
-    kind TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    metric TEXT NOT NULL,
-    labels TEXT NOT NULL,
-    value REAL,
-    threshold REAL NOT NULL,
-    operator TEXT NOT NULL,
-    since REAL NOT NULL,
-    silenced INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS alert_events_ts ON alert_events (ts);
-CREATE TABLE IF NOT EXISTS alert_deliveries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id INTEGER,
-    ts REAL NOT NULL,
-    channel TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS alert_deliveries_event ON alert_deliveries (event_id);
-CREATE TABLE IF NOT EXISTS alert_silences (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at REAL NOT NULL,
-    until REAL NOT NULL,
-    matchers TEXT NOT NULL,
-    comment TEXT NOT NULL DEFAULT ''
-);
-"""
+LOCK_KEY = lock_key("sysmon.alerts")
+
+# Statements are built once: building one costs more than running it on SQLite, and
+# each runs from SQLAlchemy's compiled cache afterwards.
+_st, _ev, _dl, _si = alert_state, alert_events, alert_deliveries, alert_silences
+_STATE_COLUMNS = ("state", "since", "firing_since", "value", "last_notified_at", "notified",
+                  "firing_event_id")  # fmt: skip
+
+
+def _upsert_state(insert_for: Callable[[Table], PgInsert | SqliteInsert]) -> Executable:
+    statement = insert_for(_st)
+    return statement.on_conflict_do_update(
+        index_elements=[_st.c.rule, _st.c.labels],
+        set_={name: statement.excluded[name] for name in _STATE_COLUMNS},
+    )
+
+
+_UPSERT_STATE = {"sqlite": _upsert_state(sqlite_insert), "postgresql": _upsert_state(pg_insert)}
+_LOAD_STATES = select(*(_st.c[name] for name in ("rule", "labels", *_STATE_COLUMNS)))
+_FIRING_EVENT_ID = select(_st.c.firing_event_id).where(
+    _st.c.rule == bindparam("rule"), _st.c.labels == bindparam("labels")
+)
+_DELETE_STATE = sql_delete(_st).where(
+    _st.c.rule == bindparam("rule"), _st.c.labels == bindparam("labels")
+)
+_DELETE_ALL_STATES = sql_delete(_st)
+_DELETE_STATES_EXCEPT = sql_delete(_st).where(_st.c.rule.not_in(bindparam("names", expanding=True)))
+_INSERT_EVENT = insert(_ev)
+_EVENT_COLUMNS = ("id", "ts", "kind", "rule", "severity", "metric", "labels", "value",
+                  "threshold", "operator", "since", "silenced")  # fmt: skip
+_EVENTS = (
+    select(*(_ev.c[name] for name in _EVENT_COLUMNS))
+    .where(_ev.c.ts >= bindparam("start"), _ev.c.ts <= bindparam("end"))
+    .order_by(_ev.c.ts, _ev.c.id)
+    .limit(bindparam("limit"))
+)
+_PRUNE = (
+    sql_delete(_dl).where(
+        _dl.c.event_id.in_(select(_ev.c.id).where(_ev.c.ts < bindparam("before")))
+    ),
+    sql_delete(_dl).where(_dl.c.event_id.is_(None), _dl.c.ts < bindparam("before")),
+)
+_PRUNE_EVENTS = sql_delete(_ev).where(_ev.c.ts < bindparam("before"))
+_INSERT_DELIVERY = insert(_dl)
+_DELIVERY_COLUMNS = ("event_id", "ts", "channel", "kind", "status", "attempts", "error")
+_DELIVERIES = (
+    select(*(_dl.c[name] for name in _DELIVERY_COLUMNS))
+    .where(_dl.c.event_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_dl.c.id)
+)
+_INSERT_SILENCE = insert(_si)
+_DELETE_SILENCE = sql_delete(_si).where(_si.c.id == bindparam("id"))
+_SILENCE_COLUMNS = (_si.c.id, _si.c.created_at, _si.c.until, _si.c.matchers, _si.c.comment)
+_ALL_SILENCES = select(*_SILENCE_COLUMNS).order_by(_si.c.id)
+_SILENCES_AT = select(*_SILENCE_COLUMNS).where(_si.c.until > bindparam("now")).order_by(_si.c.id)
 
 
 def labels_key(labels: Labels) -> str:
@@ -136,95 +169,82 @@ class Silence:
 
 
 class AlertStore:
-    def __init__(self, path: str, create: bool = True) -> None:
-        """``create=False`` (the server process): never create the file or the schema;
-        the connection opens on first use once the agent has created them."""
+    def __init__(self, path: str, create: bool = True, *, url: str | None = None) -> None:
+        """``path``: the SQLite file; ``url``: a PostgreSQL database instead (``path`` is
+        then unused). ``create=False`` (the server process): never create the file, the
+        tables or run a migration; the store opens on first use once the agent has."""
         self._path = path
+        self._url = url
         self._create = create
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
+        self._db: Database | None = None
 
     def open(self) -> None:
         if not self._create:
+            db = self._database(must_exist=True)
             try:
-                conn = sqlite3.connect(
-                    f"file:{self._path}?mode=rw",
-                    uri=True,
-                    timeout=5.0,
-                    check_same_thread=False,
-                    isolation_level=None,
-                )
-                conn.execute("PRAGMA busy_timeout=5000")
-                conn.execute("SELECT 1 FROM alert_silences LIMIT 1").fetchall()
-            except sqlite3.Error as exc:
-                raise StorageError(f"alert store not available yet: {exc}") from exc
-            self._conn = conn
+                with db.read() as conn:
+                    conn.execute(select(alert_silences.c.id).limit(1)).fetchall()
+            except SQLAlchemyError as exc:
+                db.close()
+                raise StorageError(f"alert store not available yet: {error_text(exc)}") from exc
+            self._db = db
             return
-        if self._path != ":memory:":
+        if self._url is None and self._path != ":memory:":
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        db = self._database(must_exist=False)
         try:
-            conn = sqlite3.connect(
-                self._path, timeout=5.0, check_same_thread=False, isolation_level=None
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.executescript(_SCHEMA)
-            conn.execute(
-                "INSERT OR IGNORE INTO alert_meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open alert store: {exc}") from exc
-        self._conn = conn
+            if db.kind == "sqlite":
+                with db.read() as conn:
+                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            migrate.upgrade(db, "alerts")
+        except SQLAlchemyError as exc:
+            db.close()
+            raise StorageError(f"cannot open alert store: {error_text(exc)}") from exc
+        self._db = db
+
+    def _database(self, *, must_exist: bool) -> Database:
+        if self._url is not None:
+            return Database.postgresql(self._url, lock_key=LOCK_KEY)
+        return Database.sqlite(self._path, lock_key=LOCK_KEY, must_exist=must_exist)
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
-    def _opened(self) -> sqlite3.Connection:
-        if self._conn is None and not self._create:
+    def _opened(self) -> Database:
+        if self._db is None and not self._create:
             self.open()
-        if self._conn is None:
+        if self._db is None:
             raise StorageError("alert store is not open")
-        return self._conn
+        return self._db
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> Iterator[tuple[Database, Connection]]:
         with self._lock:
-            conn = self._opened()
+            db = self._opened()
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                yield conn
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise StorageError(f"alert store: {exc}") from exc
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+                with db.write() as conn:
+                    yield db, conn
+            except SQLAlchemyError as exc:
+                raise StorageError(f"alert store: {error_text(exc)}") from exc
 
     @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            conn = self._opened()
-            try:
+    def _read(self) -> Iterator[Connection]:
+        db = self._opened()
+        try:
+            with db.read() as conn:
                 yield conn
-            except sqlite3.Error as exc:
-                raise StorageError(f"alert store: {exc}") from exc
+        except SQLAlchemyError as exc:
+            raise StorageError(f"alert store: {error_text(exc)}") from exc
 
     # --- state -------------------------------------------------------------------------
 
     def load_states(self) -> list[StoredState]:
         with self._read() as conn:
-            rows = conn.execute(
-                "SELECT rule, labels, state, since, firing_since, value, last_notified_at,"
-                " notified, firing_event_id FROM alert_state"
-            ).fetchall()
+            rows = conn.execute(_LOAD_STATES).all()
         return [
             StoredState(
                 rule=r[0],
@@ -254,28 +274,27 @@ class AlertStore:
         rule and labels in this batch (the engine learns ids only after the insert).
         """
         ids: list[int] = []
-        with self._tx() as conn:
+        with self._tx() as (db, conn):
             fired: dict[tuple[str, str], int] = {}
             for ev in events:
                 key = labels_key(tuple(sorted(ev.labels.items())))
-                cur = conn.execute(
-                    "INSERT INTO alert_events (ts, kind, rule, severity, metric, labels, value,"
-                    " threshold, operator, since, silenced) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        ev.timestamp,
-                        ev.kind,
-                        ev.rule,
-                        ev.severity,
-                        ev.metric,
-                        json.dumps(ev.labels, sort_keys=True),
-                        ev.value,
-                        ev.threshold,
-                        ev.operator,
-                        ev.since,
-                        int(ev.silenced),
-                    ),
+                result = conn.execute(
+                    _INSERT_EVENT,
+                    {
+                        "ts": ev.timestamp,
+                        "kind": ev.kind,
+                        "rule": ev.rule,
+                        "severity": ev.severity,
+                        "metric": ev.metric,
+                        "labels": json.dumps(ev.labels, sort_keys=True),
+                        "value": ev.value,
+                        "threshold": ev.threshold,
+                        "operator": ev.operator,
+                        "since": ev.since,
+                        "silenced": int(ev.silenced),
+                    },
                 )
-                event_id = int(cur.lastrowid or 0)
+                event_id = _new_id(result)
                 ids.append(event_id)
                 if ev.kind == "firing":
                     fired[(ev.rule, key)] = event_id
@@ -287,53 +306,39 @@ class AlertStore:
                     # engine (the write is asynchronous): keep the stored one.
                     state_event_id = fired.get((st.rule, key))
                     if state_event_id is None:
-                        row = conn.execute(
-                            "SELECT firing_event_id FROM alert_state WHERE rule = ? AND labels = ?",
-                            (st.rule, key),
-                        ).fetchone()
-                        state_event_id = None if row is None else row[0]
+                        state_event_id = conn.execute(
+                            _FIRING_EVENT_ID, {"rule": st.rule, "labels": key}
+                        ).scalar()
                 conn.execute(
-                    "INSERT OR REPLACE INTO alert_state (rule, labels, state, since,"
-                    " firing_since, value, last_notified_at, notified, firing_event_id)"
-                    " VALUES (?,?,?,?,?,?,?,?,?)",
-                    (
-                        st.rule,
-                        key,
-                        st.state,
-                        st.since,
-                        st.firing_since,
-                        st.value,
-                        st.last_notified_at,
-                        int(st.notified),
-                        state_event_id,
-                    ),
+                    _UPSERT_STATE[db.kind],
+                    {
+                        "rule": st.rule,
+                        "labels": key,
+                        "state": st.state,
+                        "since": st.since,
+                        "firing_since": st.firing_since,
+                        "value": st.value,
+                        "last_notified_at": st.last_notified_at,
+                        "notified": int(st.notified),
+                        "firing_event_id": state_event_id,
+                    },
                 )
             for rule, labels in delete:
-                conn.execute(
-                    "DELETE FROM alert_state WHERE rule = ? AND labels = ?",
-                    (rule, labels_key(labels)),
-                )
+                conn.execute(_DELETE_STATE, {"rule": rule, "labels": labels_key(labels)})
         return ids
 
     def delete_rules_except(self, names: Sequence[str]) -> int:
         """Forget state of rules that are no longer configured (renamed or removed)."""
-        with self._tx() as conn:
-            marks = ",".join("?" for _ in names)
-            sql = "DELETE FROM alert_state"
-            if names:
-                sql += f" WHERE rule NOT IN ({marks})"
-            return conn.execute(sql, tuple(names)).rowcount
+        with self._tx() as (_, conn):
+            if not names:
+                return conn.execute(_DELETE_ALL_STATES).rowcount
+            return conn.execute(_DELETE_STATES_EXCEPT, {"names": list(names)}).rowcount
 
     # --- history -----------------------------------------------------------------------
 
     def events(self, start: float, end: float, limit: int = 1000) -> list[AlertEvent]:
         with self._read() as conn:
-            rows = conn.execute(
-                "SELECT id, ts, kind, rule, severity, metric, labels, value, threshold,"
-                " operator, since, silenced FROM alert_events WHERE ts >= ? AND ts <= ?"
-                " ORDER BY ts, id LIMIT ?",
-                (start, end, limit),
-            ).fetchall()
+            rows = conn.execute(_EVENTS, {"start": start, "end": end, "limit": limit}).all()
         return [
             AlertEvent(
                 id=r[0],
@@ -353,31 +358,24 @@ class AlertStore:
         ]
 
     def prune(self, before: float) -> int:
-        with self._tx() as conn:
-            conn.execute(
-                "DELETE FROM alert_deliveries WHERE event_id IN"
-                " (SELECT id FROM alert_events WHERE ts < ?)",
-                (before,),
-            )
-            conn.execute(
-                "DELETE FROM alert_deliveries WHERE event_id IS NULL AND ts < ?", (before,)
-            )
-            return conn.execute("DELETE FROM alert_events WHERE ts < ?", (before,)).rowcount
+        with self._tx() as (_, conn):
+            for statement in _PRUNE:
+                conn.execute(statement, {"before": before})
+            return conn.execute(_PRUNE_EVENTS, {"before": before}).rowcount
 
     def add_delivery(self, delivery: Delivery) -> None:
-        with self._tx() as conn:
+        with self._tx() as (_, conn):
             conn.execute(
-                "INSERT INTO alert_deliveries (event_id, ts, channel, kind, status, attempts,"
-                " error) VALUES (?,?,?,?,?,?,?)",
-                (
-                    delivery.event_id,
-                    delivery.timestamp,
-                    delivery.channel,
-                    delivery.kind,
-                    delivery.status,
-                    delivery.attempts,
-                    delivery.error,
-                ),
+                _INSERT_DELIVERY,
+                {
+                    "event_id": delivery.event_id,
+                    "ts": delivery.timestamp,
+                    "channel": delivery.channel,
+                    "kind": delivery.kind,
+                    "status": delivery.status,
+                    "attempts": delivery.attempts,
+                    "error": delivery.error,
+                },
             )
 
     def deliveries(self, event_ids: Sequence[int]) -> dict[int, list[Delivery]]:
@@ -387,13 +385,7 @@ class AlertStore:
         with self._read() as conn:
             for chunk_start in range(0, len(event_ids), 500):
                 chunk = list(event_ids[chunk_start : chunk_start + 500])
-                marks = ",".join("?" for _ in chunk)
-                rows = conn.execute(
-                    "SELECT event_id, ts, channel, kind, status, attempts, error"
-                    f" FROM alert_deliveries WHERE event_id IN ({marks}) ORDER BY id",
-                    chunk,
-                ).fetchall()
-                for r in rows:
+                for r in conn.execute(_DELIVERIES, {"ids": chunk}):
                     out.setdefault(r[0], []).append(
                         Delivery(
                             event_id=r[0],
@@ -412,33 +404,41 @@ class AlertStore:
     def add_silence(
         self, matchers: Mapping[str, str], until: float, comment: str, now: float
     ) -> Silence:
-        with self._tx() as conn:
-            cur = conn.execute(
-                "INSERT INTO alert_silences (created_at, until, matchers, comment)"
-                " VALUES (?,?,?,?)",
-                (now, until, json.dumps(dict(matchers), sort_keys=True), comment),
+        with self._tx() as (_, conn):
+            result = conn.execute(
+                _INSERT_SILENCE,
+                {
+                    "created_at": now,
+                    "until": until,
+                    "matchers": json.dumps(dict(matchers), sort_keys=True),
+                    "comment": comment,
+                },
             )
-            sid = int(cur.lastrowid or 0)
+            sid = _new_id(result)
         return Silence(
             id=sid, created_at=now, until=until, matchers=dict(matchers), comment=comment
         )
 
     def delete_silence(self, silence_id: int) -> bool:
-        with self._tx() as conn:
-            return (
-                conn.execute("DELETE FROM alert_silences WHERE id = ?", (silence_id,)).rowcount > 0
-            )
+        with self._tx() as (_, conn):
+            return conn.execute(_DELETE_SILENCE, {"id": silence_id}).rowcount > 0
 
     def silences(self, now: float | None = None) -> list[Silence]:
         """Silences still in force at ``now`` (all of them when ``now`` is None)."""
-        sql = "SELECT id, created_at, until, matchers, comment FROM alert_silences"
-        params: tuple[float, ...] = ()
-        if now is not None:
-            sql += " WHERE until > ?"
-            params = (now,)
         with self._read() as conn:
-            rows = conn.execute(sql + " ORDER BY id", params).fetchall()
+            if now is None:
+                rows = conn.execute(_ALL_SILENCES).all()
+            else:
+                rows = conn.execute(_SILENCES_AT, {"now": now}).all()
         return [
             Silence(id=r[0], created_at=r[1], until=r[2], matchers=json.loads(r[3]), comment=r[4])
             for r in rows
         ]
+
+
+def _new_id(result: CursorResult[Any]) -> int:
+    """The id the database gave the row just inserted."""
+    key = result.inserted_primary_key
+    if key is None or key[0] is None:
+        raise StorageError("alert store: the database returned no id for a new row")
+    return int(key[0])

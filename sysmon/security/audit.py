@@ -17,15 +17,30 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy import delete as sql_delete
+from sqlalchemy.exc import SQLAlchemyError
+
+from sysmon.relational.database import error_text
+from sysmon.relational.tables import audit
 from sysmon.security.principal import Principal
 from sysmon.security.store import AuthStore
 
 LOGGER = "sysmon.audit"
 PRUNE_EVERY = 500  # inserts between deletions of rows past the retention
+
+_INSERT = insert(audit)
+_PRUNE = sql_delete(audit).where(audit.c.ts < bindparam("before"))
+_COLUMNS = ("id", "ts", "event", "outcome", "actor", "role", "via", "source", "detail")
+_QUERY = (
+    select(*(audit.c[name] for name in _COLUMNS))
+    .where(audit.c.ts >= bindparam("start"), audit.c.ts <= bindparam("end"))
+    .order_by(audit.c.ts.desc(), audit.c.id.desc())
+    .limit(bindparam("limit"))
+)
 
 
 @dataclass(frozen=True)
@@ -75,35 +90,32 @@ class Auditor:
         }
         try:
             with self._store.transaction() as tx:
-                cursor = tx.execute(
-                    "INSERT INTO audit (ts, event, outcome, actor, role, via, source, detail) "
-                    "VALUES (?,?,?,?,?,?,?,?)",
-                    (
-                        now,
-                        event,
-                        outcome,
-                        line["actor"],
-                        line["role"],
-                        line["via"],
-                        source,
-                        json.dumps(detail, sort_keys=True),
-                    ),
+                result = tx.execute(
+                    _INSERT,
+                    {
+                        "ts": now,
+                        "event": event,
+                        "outcome": outcome,
+                        "actor": line["actor"],
+                        "role": line["role"],
+                        "via": line["via"],
+                        "source": source,
+                        "detail": json.dumps(detail, sort_keys=True),
+                    },
                 )
-                if (cursor.lastrowid or 0) % PRUNE_EVERY == 0:
-                    tx.execute("DELETE FROM audit WHERE ts < ?", (now - self._retention,))
-        except sqlite3.Error as exc:
+                row_id = (result.inserted_primary_key or (0,))[0] or 0
+                if row_id % PRUNE_EVERY == 0:
+                    tx.execute(_PRUNE, {"before": now - self._retention})
+        except SQLAlchemyError as exc:
             line["stored"] = False
-            self._logger.error("audit row not stored: %s", exc)
+            self._logger.error("audit row not stored: %s", error_text(exc))
         level = logging.INFO if outcome == "success" else logging.WARNING
         self._logger.log(level, "%s", json.dumps(line, sort_keys=True, default=str))
 
     def query(self, start: float, end: float, limit: int) -> list[AuditEvent]:
         """Events with ``start <= ts <= end``, the newest ``limit`` of them, newest first."""
-        rows = self._store.reader().execute(
-            "SELECT id, ts, event, outcome, actor, role, via, source, detail FROM audit "
-            "WHERE ts >= ? AND ts <= ? ORDER BY ts DESC, id DESC LIMIT ?",
-            (start, end, limit),
-        )
+        with self._store.reader() as conn:
+            rows = conn.execute(_QUERY, {"start": start, "end": end, "limit": limit}).all()
         return [
             AuditEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(r[8]))
             for r in rows

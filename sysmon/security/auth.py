@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 from starlette._utils import get_route_path
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
@@ -49,6 +49,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sysmon.channel import data_dir
+from sysmon.relational.database import error_text
 from sysmon.security.principal import LOCAL_ADMIN, SCOPE_KEY, Principal
 from sysmon.security.service import AuthService
 from sysmon.security.tokens import load_signing_key, signing_key_path
@@ -113,8 +114,8 @@ class AuthMiddleware:
         headers = Headers(scope=scope)
         try:
             principal, session = self._authenticate(service, headers)
-        except sqlite3.Error as exc:
-            logger.error("authentication store unavailable: %s", exc)
+        except SQLAlchemyError as exc:
+            logger.error("authentication store unavailable: %s", error_text(exc))
             await self._refuse(scope, receive, send, 503, "authentication store unavailable")
             return
         if principal is None:
@@ -204,7 +205,9 @@ def install_auth(app: FastAPI, settings: Settings) -> None:
         key = load_signing_key(
             settings.auth.signing_key_env, signing_key_path(settings.auth.signing_key_file, folder)
         )
-        service = AuthService.open(settings.auth, folder, key)
+        service = AuthService.open(
+            settings.auth, folder, key, url=settings.relational.resolved_url()
+        )
         _close_on_shutdown(app, service)
         _document_security(app)
     app.state.auth = service

@@ -82,7 +82,9 @@ def _run(command: Command) -> Callable[[argparse.Namespace], int]:
         given = getattr(args, "config", None)
         settings = load_settings(Path(given).resolve() if given else config_path_from_env())
         folder = data_dir(settings.database.path)
-        store = AuthStore(auth_db_path(settings.auth.users_db, folder))
+        store = AuthStore(
+            auth_db_path(settings.auth.users_db, folder), url=settings.relational.resolved_url()
+        )
         store.open()
         credentials = Credentials(store)
         accounts = Accounts(

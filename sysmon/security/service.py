@@ -86,8 +86,11 @@ class AuthService:
         self._session_seconds = config.session_hours * 3600
 
     @classmethod
-    def open(cls, config: AuthConfig, folder: Path, key: bytes) -> AuthService:
-        store = AuthStore(auth_db_path(config.users_db, folder))
+    def open(
+        cls, config: AuthConfig, folder: Path, key: bytes, *, url: str | None = None
+    ) -> AuthService:
+        """``url``: the PostgreSQL database of ``relational.url`` (None: ``auth.db``)."""
+        store = AuthStore(auth_db_path(config.users_db, folder), url=url)
         store.open()
         return cls(store, key, config)
 

@@ -1,24 +1,27 @@
 """The authentication database: users, API keys, refresh tokens, sessions, audit rows.
 
-Its own SQLite file (``auth.users_db``, default ``auth.db`` in the data directory), not
-the metrics database: the server opens the metrics database read-only, and credentials
-are written by the server workers and the ``sysmon user`` command alike. WAL lets every
-reader go on while one writer commits; ``busy_timeout`` makes concurrent writers (several
-workers, the CLI) wait their turn instead of failing. The file holds password hashes:
-0600 in a 0700 directory, whatever the umask.
+Its own SQLite file by default (``auth.users_db``, default ``auth.db`` in the data
+directory), not the metrics database: the server opens the metrics database read-only,
+and credentials are written by the server workers and the ``sysmon user`` command alike.
+WAL lets every reader go on while one writer commits; ``busy_timeout`` makes concurrent
+writers (several workers, the CLI) wait their turn instead of failing. The file holds
+password hashes: 0600 in a 0700 directory, whatever the umask. With ``relational.url``
+the tables live in that PostgreSQL database instead (``sysmon.relational``); ``open()``
+runs the Alembic migrations either way.
 
-Each thread gets its own connection: the middleware reads on the event loop thread
-(indexed lookups of a few microseconds; WAL readers never wait for a writer), while
-writes run in worker threads. Every write goes through ``transaction()`` (``BEGIN
-IMMEDIATE``: the write lock is taken up front, so a check and the change it allows, such
-as rotating a refresh token, are atomic across processes).
+Reads (``reader()``) never wait for a writer: the middleware reads on the event loop
+thread (indexed lookups of a few microseconds on SQLite, where each thread keeps its own
+connection), while writes run in worker threads. Every write goes through
+``transaction()``, which holds the database's write lock from its first statement
+(``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL: ``Database.write``), so
+a check and the change it allows, such as rotating a refresh token, are atomic across
+processes.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,59 +29,49 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import bindparam, exists, func, insert, select, update
+from sqlalchemy import delete as sql_delete
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
 from sysmon.errors import StorageError
+from sysmon.relational import migrate
+from sysmon.relational.database import Database, error_text, lock_key
+from sysmon.relational.tables import refresh_tokens, revoked_jti, sessions, users
 from sysmon.security.principal import Role, parse_role
 
 SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS auth_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS users (
-    name TEXT PRIMARY KEY,
-    role TEXT NOT NULL CHECK (role IN ('admin', 'viewer')),
-    password_hash TEXT NOT NULL,
-    generation INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS api_keys (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    role TEXT NOT NULL CHECK (role IN ('admin', 'viewer')),
-    key_hash TEXT NOT NULL UNIQUE,
-    prefix TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    created_by TEXT,
-    revoked_at REAL
-);
-CREATE TABLE IF NOT EXISTS refresh_tokens (
-    token_hash TEXT PRIMARY KEY,
-    family TEXT NOT NULL,
-    user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
-    issued_at REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    used_at REAL,
-    revoked_at REAL
-);
-CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens(family);
-CREATE TABLE IF NOT EXISTS sessions (
-    id_hash TEXT PRIMARY KEY,
-    user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
-    created_at REAL NOT NULL,
-    expires_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS revoked_jti (jti TEXT PRIMARY KEY, expires_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts REAL NOT NULL,
-    event TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    actor TEXT,
-    role TEXT,
-    via TEXT,
-    source TEXT,
-    detail TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts);
-"""
+"""The ``auth_meta`` schema_version row (kept for older readers); the schema's real
+version is the Alembic revision in ``alembic_version_auth``."""
+
+LOCK_KEY = lock_key("sysmon.auth")
+
+_u = users
+_USER_COLUMNS = (_u.c.name, _u.c.role, _u.c.password_hash, _u.c.generation, _u.c.created_at)
+_GET_USER = select(*_USER_COLUMNS).where(_u.c.name == bindparam("name"))
+_LIST_USERS = select(*_USER_COLUMNS).order_by(_u.c.name)
+_INSERT_USER = insert(_u)
+_SET_PASSWORD = (
+    update(_u)
+    .where(_u.c.name == bindparam("user_name"))
+    .values(password_hash=bindparam("hash"), generation=_u.c.generation + 1)
+)
+_REHASH = (
+    update(_u)
+    .where(_u.c.name == bindparam("user_name"), _u.c.password_hash == bindparam("old"))
+    .values(password_hash=bindparam("new"))
+)
+_DELETE_REFRESH_OF = sql_delete(refresh_tokens).where(refresh_tokens.c.user == bindparam("user"))
+_DELETE_SESSIONS_OF = sql_delete(sessions).where(sessions.c.user == bindparam("user"))
+_ROLE_OF = select(_u.c.role).where(_u.c.name == bindparam("name"))
+_ADMINS = select(func.count()).select_from(_u).where(_u.c.role == "admin")
+_DELETE_USER = sql_delete(_u).where(_u.c.name == bindparam("name"))
+_TOKEN_USER = select(
+    _u.c.role,
+    _u.c.generation,
+    exists().where(revoked_jti.c.jti == bindparam("jti")),
+).where(_u.c.name == bindparam("name"))
+
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
@@ -107,74 +100,69 @@ def check_name(name: str) -> str:
 
 
 class AuthStore:
-    def __init__(self, path: Path, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: Path, wall: Callable[[], float] = time.time, *, url: str | None = None
+    ) -> None:
+        """``path``: the SQLite file; ``url``: a PostgreSQL database instead (``path`` is
+        then unused, but kept: it names the data directory's file in messages)."""
         self.path = path
+        self._url = url
         self._wall = wall
-        self._local = threading.local()
         self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
+        self._db: Database | None = None
 
     # -- connections -------------------------------------------------------------------
 
     def open(self) -> None:
-        """Create the file (0600), WAL mode and the schema; safe to race with others."""
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
-        os.chmod(self.path, 0o600)
+        """Create the file (0600) and WAL mode on SQLite, then migrate the tables to the
+        newest revision; safe to race with other processes doing the same."""
+        if self._url is None:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+            os.chmod(self.path, 0o600)
+            db = Database.sqlite(str(self.path), lock_key=LOCK_KEY)
+        else:
+            db = Database.postgresql(self._url, lock_key=LOCK_KEY)
         try:
-            conn = self._conn()
-            conn.execute("PRAGMA journal_mode=WAL")
-            with self.transaction() as tx:
-                # Not ``executescript``: it commits first, outside this transaction.
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        tx.execute(statement)
-                tx.execute(
-                    "INSERT OR IGNORE INTO auth_meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open {self.path}: {exc}") from exc
-        for suffix in ("-wal", "-shm"):
-            if Path(f"{self.path}{suffix}").exists():
-                os.chmod(f"{self.path}{suffix}", 0o600)
+            if db.kind == "sqlite":
+                with db.read() as conn:
+                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            migrate.upgrade(db, "auth")
+        except SQLAlchemyError as exc:
+            db.close()
+            where = self.path if self._url is None else db.describe()
+            raise StorageError(f"cannot open {where}: {error_text(exc)}") from exc
+        with self._lock:
+            self._db = db
+        if self._url is None:
+            for suffix in ("-wal", "-shm"):
+                if Path(f"{self.path}{suffix}").exists():
+                    os.chmod(f"{self.path}{suffix}", 0o600)
 
     def close(self) -> None:
         with self._lock:
-            connections, self._connections = self._connections, []
-        for conn in connections:
-            conn.close()
-        self._local = threading.local()
+            db, self._db = self._db, None
+        if db is not None:
+            db.close()
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=5.0
-            )
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
-        return conn
+    def _database(self) -> Database:
+        db = self._db
+        if db is None:
+            raise StorageError(f"{self.path} is not open")
+        return db
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """The one way to write: ``BEGIN IMMEDIATE``, commit, or roll back on any error."""
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+    def transaction(self) -> Iterator[Connection]:
+        """The one way to write: the write lock up front, commit, or roll back on any
+        error (``Database.write``)."""
+        with self._database().write() as conn:
             yield conn
-        except BaseException:
-            conn.rollback()
-            raise
-        conn.commit()
 
-    def reader(self) -> sqlite3.Connection:
-        """This thread's connection, for single-statement reads (autocommit)."""
-        return self._conn()
+    @contextmanager
+    def reader(self) -> Iterator[Connection]:
+        """A connection for lookups (nothing is committed); on SQLite this thread's own."""
+        with self._database().read() as conn:
+            yield conn
 
     def now(self) -> float:
         return self._wall()
@@ -186,75 +174,59 @@ class AuthStore:
         try:
             with self.transaction() as tx:
                 tx.execute(
-                    "INSERT INTO users (name, role, password_hash, created_at) VALUES (?,?,?,?)",
-                    (user.name, user.role, user.password_hash, user.created_at),
+                    _INSERT_USER,
+                    {
+                        "name": user.name,
+                        "role": user.role,
+                        "password_hash": user.password_hash,
+                        "created_at": user.created_at,
+                    },
                 )
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             raise UserExistsError(f"user {name!r} already exists") from None
         return user
 
     def get_user(self, name: str) -> User | None:
-        row = (
-            self.reader()
-            .execute(
-                "SELECT name, role, password_hash, generation, created_at FROM users "
-                "WHERE name = ?",
-                (name,),
-            )
-            .fetchone()
-        )
+        with self.reader() as conn:
+            row = conn.execute(_GET_USER, {"name": name}).first()
         return None if row is None else User(row[0], parse_role(row[1]), row[2], row[3], row[4])
 
     def list_users(self) -> list[User]:
-        rows = self.reader().execute(
-            "SELECT name, role, password_hash, generation, created_at FROM users ORDER BY name"
-        )
+        with self.reader() as conn:
+            rows = conn.execute(_LIST_USERS).all()
         return [User(r[0], parse_role(r[1]), r[2], r[3], r[4]) for r in rows]
 
     def set_password(self, name: str, password_hash: str) -> bool:
         """New hash; every token, refresh token and session of the user stops working."""
         with self.transaction() as tx:
-            changed = tx.execute(
-                "UPDATE users SET password_hash = ?, generation = generation + 1 WHERE name = ?",
-                (password_hash, name),
-            ).rowcount
-            tx.execute("DELETE FROM refresh_tokens WHERE user = ?", (name,))
-            tx.execute("DELETE FROM sessions WHERE user = ?", (name,))
-        return changed == 1
+            changed = tx.execute(_SET_PASSWORD, {"hash": password_hash, "user_name": name})
+            tx.execute(_DELETE_REFRESH_OF, {"user": name})
+            tx.execute(_DELETE_SESSIONS_OF, {"user": name})
+        return changed.rowcount == 1
 
     def rehash(self, name: str, old_hash: str, new_hash: str) -> None:
         """Upgrade a hash after a login (no generation bump: same password)."""
         with self.transaction() as tx:
-            tx.execute(
-                "UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ?",
-                (new_hash, name, old_hash),
-            )
+            tx.execute(_REHASH, {"new": new_hash, "user_name": name, "old": old_hash})
 
     def delete_user(self, name: str, *, keep_an_admin: bool = True) -> bool:
         with self.transaction() as tx:
-            row = tx.execute("SELECT role FROM users WHERE name = ?", (name,)).fetchone()
-            if row is None:
+            role = tx.execute(_ROLE_OF, {"name": name}).scalar()
+            if role is None:
                 return False
-            if keep_an_admin and row[0] == "admin":
-                (admins,) = tx.execute("SELECT count(*) FROM users WHERE role = 'admin'").fetchone()
+            if keep_an_admin and role == "admin":
+                admins = tx.execute(_ADMINS).scalar_one()
                 if admins <= 1:
                     raise LastAdminError(f"{name!r} is the last admin")
-            tx.execute("DELETE FROM users WHERE name = ?", (name,))
+            tx.execute(_DELETE_USER, {"name": name})
         return True
 
     # -- request-time lookup (event loop thread: one indexed read) ----------------------
 
     def token_user(self, name: str, jti: str) -> tuple[Role, int] | None:
         """Role and token generation of ``name``, or None if gone or ``jti`` revoked."""
-        row = (
-            self.reader()
-            .execute(
-                "SELECT role, generation, EXISTS (SELECT 1 FROM revoked_jti WHERE jti = ?) "
-                "FROM users WHERE name = ?",
-                (jti, name),
-            )
-            .fetchone()
-        )
+        with self.reader() as conn:
+            row = conn.execute(_TOKEN_USER, {"jti": jti, "name": name}).first()
         if row is None or row[2]:
             return None
         return parse_role(row[0]), int(row[1])

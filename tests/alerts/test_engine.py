@@ -1,7 +1,8 @@
 """The state machine: durations, hysteresis, repeats, staleness, silences, restarts.
 
-The engine runs over a real SQLite file; the notification sink records what would be
-queued for the channels (delivery itself is tested against real receivers elsewhere).
+The engine runs over a real SQLite file and a real PostgreSQL schema (each test on both);
+the notification sink records what would be queued for the channels (delivery itself is
+tested against real receivers elsewhere).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sysmon.alerts.store import AlertStore
 from sysmon.clock import FakeClock
 from sysmon.models import Collected, Sample, Snapshot
 from tests.alerts.helpers import snapshot
+from tests.relational.backends import BACKENDS, backend_url
 
 HOOK = {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/never-called"}}
 
@@ -56,15 +58,15 @@ class Harness:
     def restart(self) -> Harness:
         """A new engine (as after a process restart) over the same database file."""
         self.store.close()
-        return build(Path(self.path), self.clock, self.config)
+        return build(Path(self.path), self.clock, self.config, self.store._url)
 
     @property
     def path(self) -> str:
         return self.store._path
 
 
-def build(db: Path, clock: FakeClock, config: AlertsConfig) -> Harness:
-    store = AlertStore(str(db))
+def build(db: Path, clock: FakeClock, config: AlertsConfig, url: str | None = None) -> Harness:
+    store = AlertStore(str(db), url=url)
     store.open()
     sink = Recorder()
     engine = AlertEngine(compile_rules(config), store, clock, sink, hostname="h")
@@ -82,12 +84,19 @@ def rule(**over: Any) -> dict[str, Any]:
     return base
 
 
+@pytest.fixture(params=BACKENDS)
+def relational_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The engine's state and history on the SQLite file and on PostgreSQL."""
+    with backend_url(request) as url:
+        yield url
+
+
 @pytest.fixture
-def harness(tmp_path: Path, clock: FakeClock) -> Iterator[Any]:
+def harness(tmp_path: Path, clock: FakeClock, relational_url: str | None) -> Iterator[Any]:
     made: list[Harness] = []
 
     def make(config: AlertsConfig) -> Harness:
-        h = build(tmp_path / "alerts.db", clock, config)
+        h = build(tmp_path / "alerts.db", clock, config, relational_url)
         made.append(h)
         return h
 

@@ -16,6 +16,7 @@ from sysmon.security.credentials import Credentials
 from sysmon.security.passwords import Passwords
 from sysmon.security.service import AuthError, AuthService
 from sysmon.security.store import AuthStore, LastAdminError, UserExistsError
+from tests.relational.backends import BACKENDS, backend_url
 
 KEY = bytes(range(32))
 START = 1_800_000_000.0
@@ -26,9 +27,16 @@ def clock() -> FakeClock:
     return FakeClock(start=START)
 
 
+@pytest.fixture(params=BACKENDS)
+def relational_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """Every test here runs on the SQLite file and on PostgreSQL (tests.relational)."""
+    with backend_url(request) as url:
+        yield url
+
+
 @pytest.fixture
-def service(tmp_path: Path, clock: FakeClock) -> Iterator[AuthService]:
-    store = AuthStore(tmp_path / "data" / "auth.db", wall=clock.time)
+def service(tmp_path: Path, clock: FakeClock, relational_url: str | None) -> Iterator[AuthService]:
+    store = AuthStore(tmp_path / "data" / "auth.db", wall=clock.time, url=relational_url)
     store.open()
     auth = AuthService(
         store,
@@ -42,7 +50,11 @@ def service(tmp_path: Path, clock: FakeClock) -> Iterator[AuthService]:
     auth.close()
 
 
-def test_the_database_is_private_and_in_wal_mode(service: AuthService) -> None:
+def test_the_database_is_private_and_in_wal_mode(
+    service: AuthService, relational_url: str | None
+) -> None:
+    if relational_url is not None:
+        pytest.skip("the SQLite file's own properties")
     path = service.store.path
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
@@ -50,11 +62,17 @@ def test_the_database_is_private_and_in_wal_mode(service: AuthService) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_passwords_are_stored_as_argon2id_hashes(service: AuthService) -> None:
+def test_passwords_are_stored_as_argon2id_hashes(
+    service: AuthService, relational_url: str | None
+) -> None:
     user = service.store.get_user("alice")
     assert user is not None
     assert user.password_hash.startswith("$argon2id$")
-    assert "alice-Secret-pw" not in service.store.path.read_bytes().decode("latin-1")
+    with service.store.reader() as conn:
+        rows = conn.exec_driver_sql("SELECT * FROM users").all()
+    assert "alice-Secret-pw" not in str(rows)
+    if relational_url is None:
+        assert "alice-Secret-pw" not in service.store.path.read_bytes().decode("latin-1")
 
 
 def test_check_password(service: AuthService) -> None:
@@ -140,7 +158,8 @@ def test_keys_are_stored_as_digests_and_revocable(service: AuthService) -> None:
     principal = service.authenticate_key(secret)
     assert principal is not None
     assert (principal.name, principal.role, principal.key_id) == ("key:backup", "viewer", key.id)
-    rows = Credentials(service.store).reader().execute("SELECT key_hash FROM api_keys").fetchall()
+    with Credentials(service.store).reader() as conn:
+        rows = conn.exec_driver_sql("SELECT key_hash FROM api_keys").all()
     assert secret not in str(rows)
     assert service.authenticate_key(secret + "x") is None
     assert service.authenticate_key("not-even-prefixed") is None
@@ -149,9 +168,12 @@ def test_keys_are_stored_as_digests_and_revocable(service: AuthService) -> None:
     assert service.accounts.revoke_key(key.id, by=None, source=None) is None
 
 
-def test_two_handles_on_one_file_see_each_other(tmp_path: Path, service: AuthService) -> None:
-    """The CLI and the server workers share the file: a user added by one is seen by all."""
-    other = AuthStore(service.store.path)
+def test_two_handles_on_one_file_see_each_other(
+    service: AuthService, relational_url: str | None
+) -> None:
+    """The CLI and the server workers share the database: a user added by one is seen by
+    all."""
+    other = AuthStore(service.store.path, url=relational_url)
     other.open()
     try:
         other.add_user("olga", "viewer", Passwords().hash("olga-Secret-pw"))
