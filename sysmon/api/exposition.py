@@ -117,14 +117,20 @@ sysmon_database_size_bytes                            file + WAL size (``store.s
 sysmon_database_pending_writes                        ticks waiting in the agent's write
                                                       buffer (its queue depth)
 sysmon_database_dropped_ticks_total (counter)         ticks dropped from a full buffer
+sysmon_forward_queued_ticks{remote}                   per ``forward:`` remote: its queue
+sysmon_forward_queued_bytes{remote}                   depth in ticks and bytes, the age of
+sysmon_forward_oldest_queued_age_seconds{remote}      its oldest tick, consecutive failing
+sysmon_forward_failing_ticks{remote}                  ticks, last acknowledged send, and
+sysmon_forward_last_sent_timestamp_seconds{remote}    ticks sent and dropped since the
+sysmon_forward_{sent,dropped}_ticks_total (counters)  agent started (absent: no remote)
 sysmon_http_request_duration_seconds (histogram)      see ``sysmon.api.http_metrics``
 ====================================================  =====================================
 
-Not exported because sysmon does not know them yet (no number is invented): samples or
-rows written (the agent counts written ticks but its status does not carry the count),
-and a forward/remote-write queue (sysmon has no forwarding; its only queue is the write
-buffer above). A value the status lacks (no tick yet, an agent too old to report it)
-leaves its series out rather than reporting 0.
+Not exported because sysmon does not report it yet (no number is invented): samples or
+rows written to the database (the agent counts written ticks but its status does not
+carry the count). The forward families exist only while ``forward:`` has remotes. A
+value the status lacks (no tick yet, an agent too old to report it) leaves its series
+out rather than reporting 0.
 """
 
 from __future__ import annotations
@@ -595,6 +601,43 @@ def service_families(status: Mapping[str, Any]) -> Iterator[Metric]:
             "Ticks dropped, oldest first, from a full write buffer.",
             value=dropped,
         )
+    yield from forward_families(status.get("forward") or {})
+
+
+FORWARD: tuple[tuple[str, str, bool, str], ...] = (
+    # (key of a remote's status, family, is a counter, HELP)
+    ("queued_ticks", "sysmon_forward_queued_ticks", False,
+     "Ticks waiting to be sent to the remote (its queue depth)."),
+    ("queued_bytes", "sysmon_forward_queued_bytes", False,
+     "Bytes of the remote's on-disk queue."),
+    ("oldest_queued_age_seconds", "sysmon_forward_oldest_queued_age_seconds", False,
+     "Age of the oldest tick waiting for the remote."),
+    ("failing_ticks", "sysmon_forward_failing_ticks", False,
+     "Consecutive ticks the remote has failed for (0 while it works)."),
+    ("last_sent_at", "sysmon_forward_last_sent_timestamp_seconds", False,
+     "When the remote last acknowledged a batch."),
+    ("sent_ticks", "sysmon_forward_sent_ticks", True,
+     "Ticks the remote acknowledged since the agent started."),
+    ("dropped_ticks", "sysmon_forward_dropped_ticks", True,
+     "Unsent ticks dropped (queue over its age or size bound) since the agent started."),
+)  # fmt: skip
+
+
+def forward_families(forward: Mapping[str, Any]) -> Iterator[Metric]:
+    """Per remote of ``forward:`` (``sysmon.agent.forward``), labelled ``remote``. With no
+    remote configured there is no queue, and no family: nothing stands in as 0."""
+    for key, name, counter, help_text in FORWARD:
+        family: GaugeMetricFamily | CounterMetricFamily = (
+            CounterMetricFamily(name, help_text, labels=["remote"])
+            if counter
+            else GaugeMetricFamily(name, help_text, labels=["remote"])
+        )
+        for remote, report in sorted(forward.items()):
+            value = _number((report or {}).get(key))
+            if value is not None:
+                family.add_metric([str(remote)], value)
+        if family.samples:
+            yield family
 
 
 def install_metrics(app: FastAPI) -> None:

@@ -18,7 +18,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from sysmon.api.exposition import FAMILIES, TOTAL, host_families
+from sysmon.api.exposition import FAMILIES, TOTAL, host_families, service_families
 from sysmon.clock import FakeClock
 from sysmon.security.accounts import Accounts
 from tests.api.conftest import START, tick
@@ -261,6 +261,34 @@ def test_a_family_without_values_this_tick_is_left_out() -> None:
     assert got == {("node_load1", ()): 1.0}
 
 
+def test_forward_queues_are_exported_per_remote_and_absent_without_remotes() -> None:
+    remote = {
+        "backend": "victoriametrics",
+        "queued_ticks": 12,
+        "queued_bytes": 40960,
+        "oldest_queued_age_seconds": 11.5,
+        "dropped_ticks": 3,
+        "failing_ticks": 12,
+        "last_sent_at": None,  # never sent: left out, not 0
+        "sent_ticks": 100,
+    }
+    registry = CollectorRegistry()
+    registry.register(_Families(list(service_families({"forward": {"vm": remote}}))))
+    text = generate_latest(registry).decode()
+    got = {name: value for (name, labels), value in parse(text).items() if "forward" in name}
+    assert got == {
+        "sysmon_forward_queued_ticks": 12.0,
+        "sysmon_forward_queued_bytes": 40960.0,
+        "sysmon_forward_oldest_queued_age_seconds": 11.5,
+        "sysmon_forward_failing_ticks": 12.0,
+        "sysmon_forward_sent_ticks_total": 100.0,
+        "sysmon_forward_dropped_ticks_total": 3.0,
+    }
+    assert all(labels == (("remote", "vm"),) for (name, labels) in parse(text) if "forward" in name)
+    promtool_check(text)
+    assert not any("forward" in f.name for f in service_families({"forward": {}}))
+
+
 # --- over HTTP: the real agent and server -------------------------------------------
 
 
@@ -303,6 +331,7 @@ def test_metrics_serve_the_latest_tick_values(
     assert served[("sysmon_last_tick_timestamp_seconds", ())] == START + 1
     assert served[("sysmon_agent_connected", ())] == 1.0
     assert not any(name.startswith("sysmon_process") for name, _ in served), "no per-pid series"
+    assert not any(name.startswith("sysmon_forward") for name, _ in served), "no remote: no queue"
 
 
 def test_service_metrics_match_health(
