@@ -102,9 +102,10 @@ def postgres(config: pytest.Config) -> TestDatabase:
 
 
 @contextmanager
-def backend_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """``None`` for SQLite, or a fresh PostgreSQL schema's URL (``request.param``)."""
-    if request.param == "sqlite":
+def backend_url(request: pytest.FixtureRequest, backend: str | None = None) -> Iterator[str | None]:
+    """``None`` for SQLite, or a fresh PostgreSQL schema's URL; the backend is ``backend``
+    or else the fixture's parameter."""
+    if (backend or request.param) == "sqlite":
         yield None
         return
     with postgres(request.config).schema() as url:

@@ -252,10 +252,16 @@ def test_processes_starting_at_once_migrate_once(
     assert {"users", "api_keys", "refresh_tokens", "sessions", "revoked_jti", "audit"} <= tables
 
 
-def test_postgresql_columns_are_portable(relational_url: str | None, tmp_path: Path) -> None:
-    """Timestamps keep sub-second precision and ids are 64-bit where PostgreSQL runs."""
-    if relational_url is None:
-        pytest.skip("PostgreSQL only")
+@pytest.fixture
+def postgresql_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    with backend_url(request, "postgresql") as url:
+        assert url is not None
+        yield url
+
+
+def test_postgresql_columns_are_portable(postgresql_url: str, tmp_path: Path) -> None:
+    """Timestamps keep sub-second precision and ids are 64-bit on PostgreSQL."""
+    relational_url = postgresql_url
     store = AlertStore(str(tmp_path / "unused.db"), url=relational_url)
     store.open()
     try:
