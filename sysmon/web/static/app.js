@@ -225,8 +225,10 @@ async function init() {
     buildChart(cores);
     ensureLoaded(cores);
   }
-  await refreshSections(catalogP);
+  // Sections after the History panel's answers: their requests would otherwise compete
+  // with it for the browser's few connections (and delay the first chart).
   await history;
+  await refreshSections(catalogP);
   loadAlerts();
   window.setInterval(() => {
     if (!document.hidden && alertsAvailable() && stream.connected) loadAlerts();

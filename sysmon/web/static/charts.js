@@ -185,7 +185,9 @@ function addCsvLink(c) {
 }
 
 export function registerChart(def, fig) {
-  const c = { def, fig, u: null, data: emptyData(def), dirty: false, gen: -1, loading: false };
+  const c = {
+    def, fig, u: null, data: emptyData(def), dirty: false, gen: -1, loading: false, offScreen: false,
+  };
   charts.set(def.id, c);
   addCsvLink(c);
   return c;
@@ -194,6 +196,7 @@ export function registerChart(def, fig) {
 export function removeChart(c) {
   if (c.u) c.u.destroy();
   if (resizer) resizer.unobserve(c.fig.querySelector('.plot'));
+  if (screenObserver) screenObserver.unobserve(c.fig);
   charts.delete(c.def.id);
   c.fig.remove();
 }
@@ -243,7 +246,7 @@ export function drawChart(c) {
   c.fig.dataset.points = String(points);
   c.fig.querySelector('.empty').hidden = points > 0 || c.gen < 0;
   if (!c.u) return;
-  if (document.hidden) { c.dirty = true; return; }
+  if (document.hidden || c.offScreen) { c.dirty = true; return; }
   c.dirty = false;
   c.u.setData(c.data);
   if (points > 0 && !state.firstChartMarked) {
@@ -252,8 +255,26 @@ export function drawChart(c) {
   }
 }
 
+/* Section charts are many: one scrolled out of view keeps its data up to date but is
+ * drawn again only when it is back on screen (a redraw per chart per second adds up). */
+let screenObserver = null;
+export function drawOnlyOnScreen(c) {
+  if (!screenObserver) {
+    screenObserver = new IntersectionObserver((entries) => {
+      for (const e of entries) {
+        const chart = e.target.sysmonChart;
+        if (!chart) continue;
+        chart.offScreen = !e.isIntersecting;
+        if (!chart.offScreen && chart.dirty && !document.hidden) drawChart(chart);
+      }
+    });
+  }
+  c.fig.sysmonChart = c;
+  screenObserver.observe(c.fig);
+}
+
 export function redrawDirty() {
-  for (const c of builtCharts()) if (c.dirty) drawChart(c);
+  for (const c of builtCharts()) if (c.dirty && !c.offScreen) drawChart(c);
 }
 
 /* Apply the shared x range (zoom, live edge or data extent) to one chart now. */

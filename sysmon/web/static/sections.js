@@ -11,7 +11,7 @@
  */
 
 import { API, getJSON } from './api.js';
-import { createFigure, registerChart, removeChart } from './charts.js';
+import { createFigure, drawOnlyOnScreen, registerChart, removeChart } from './charts.js';
 import { shortField } from './format.js';
 import { $ } from './state.js';
 
@@ -238,7 +238,9 @@ function sectionElement(sec) {
 
 function watch(c) {
   if (!observer) {
-    // Build a chart (and load its history) when it comes within a screen of the viewport.
+    // Build a chart (and load its history) when it comes within half a screen of the
+    // viewport: soon enough to be drawn when scrolled to, late enough that a page nobody
+    // scrolls does not pay for it.
     observer = new IntersectionObserver((entries) => {
       for (const e of entries) {
         if (!e.isIntersecting) continue;
@@ -246,7 +248,7 @@ function watch(c) {
         const chart = e.target.sysmonChart;
         if (chart) onShow(chart);
       }
-    }, { rootMargin: '100% 0px' });
+    }, { rootMargin: '50% 0px' });
   }
   c.fig.sysmonChart = c;
   observer.observe(c.fig);
@@ -270,7 +272,9 @@ export function renderSections(sections, onShowChart) {
     for (const def of sec.defs) {
       const fig = createFigure(def);
       grid.appendChild(fig);
-      watch(registerChart(def, fig));
+      const c = registerChart(def, fig);
+      drawOnlyOnScreen(c);
+      watch(c);
     }
     root.appendChild(el);
   }
