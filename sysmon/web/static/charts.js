@@ -27,6 +27,10 @@ const BINARY_INCRS = [];
 for (let k = 0; k <= 5; k += 1) {
   for (const m of [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]) BINARY_INCRS.push(m * 1024 ** k);
 }
+// Whole bytes per second at least: an idle interface's axis reads 0, 1 B/s, not
+// "0 B/s, 0 B/s, 1 B/s" from rounded quarter steps.
+const DECIMAL_INCRS = [];
+for (let k = 0; k <= 12; k += 1) for (const m of [1, 2, 5]) DECIMAL_INCRS.push(m * 10 ** k);
 
 const TIME_FMT = {
   sec: new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' }),
@@ -119,6 +123,7 @@ function chartOptions(def, width) {
     values: (u, splits) => splits.map((v) => (kind === 'pct' ? `${v}%` : kind === 'plain' ? fmtNumber(v) : fmt(v))),
   };
   if (kind === 'bytes') yAxis.incrs = BINARY_INCRS;
+  if (kind === 'rate') yAxis.incrs = DECIMAL_INCRS;
   return {
     width,
     height: window.matchMedia('(max-width: 600px)').matches ? 170 : 210,

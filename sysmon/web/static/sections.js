@@ -211,6 +211,17 @@ export function plan(catalog, current) {
     if (key) add(`m-${idPart(name)}`, title, items(name, key), (it) => genericDefs(inv, name, key, it));
     else if (current && current.metrics && current.metrics[name]) add(`m-${idPart(name)}`, title, [null], () => genericDefs(inv, name, null, null));
   }
+  // Ids come from device names with odd characters replaced, so two names can meet
+  // ("a.b" and "a_b"): number the later ones, since an id names one chart and one figure.
+  const used = new Set();
+  for (const sec of sections) {
+    for (const def of sec.defs) {
+      let id = def.id;
+      for (let n = 2; used.has(id); n += 1) id = `${def.id}-${n}`;
+      def.id = id;
+      used.add(id);
+    }
+  }
   return sections;
 }
 

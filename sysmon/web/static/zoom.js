@@ -13,7 +13,7 @@
  */
 
 import { builtCharts, refreshX } from './charts.js';
-import { fmtDateTime } from './format.js';
+import { fmtClock, fmtDateTime } from './format.js';
 import { $, state } from './state.js';
 
 const MIN_SPAN_SECONDS = 2;
@@ -35,8 +35,11 @@ function showState() {
   bar.hidden = !z;
   if (!z) return;
   const live = state.range === 'live';
-  $('#zoom-text').textContent = `Zoomed to ${fmtDateTime(z.min)} \u2013 ${fmtDateTime(z.max)} (${fmtSpan(z.max - z.min)})`
-    + (live ? '. Live view paused: the charts no longer follow new data.' : '.');
+  const oneDay = new Date(z.min * 1000).toDateString() === new Date(z.max * 1000).toDateString();
+  const fmt = oneDay && live ? fmtClock : fmtDateTime;
+  $('#zoom-text').textContent = `Zoomed: ${fmt(z.min)} \u2013 ${fmt(z.max)} (${fmtSpan(z.max - z.min)})`
+    + (live ? ' \u00b7 Live view paused' : '');
+  bar.title = live ? 'The charts no longer follow new data until the zoom is reset.' : '';
   bar.dataset.live = live ? 'paused' : '';
 }
 
