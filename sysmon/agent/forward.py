@@ -43,7 +43,8 @@ Health (``Forwarder.status``): per remote ``queued_ticks``, ``queued_bytes``,
 ``oldest_queued_age_seconds``, ``dropped_ticks``, ``last_error``, ``last_sent_at`` and
 what ``sysmon.api.routes.health`` needs to say *degraded*: ``failing_ticks`` (ticks
 since the current failure streak began) against ``degraded_after_ticks``, and
-``dropped_last_hour``.
+``dropped_recently`` (a drop in the last hour, this run or the one before a restart;
+``dropped_last_hour`` counts this run's).
 """
 
 from __future__ import annotations
