@@ -20,6 +20,7 @@ RESTART_KEYS = (
     "collection.interval_seconds",
     "collection.plugins",
     "agent",
+    "forward",
 )
 
 

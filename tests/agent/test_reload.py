@@ -87,3 +87,10 @@ def test_keys_that_need_a_restart_are_named(tmp_path: Path) -> None:
     plan = plan_reload(old, new, {"cpu"}, {"cpu"})
     assert plan.needs_restart == ("collection.interval_seconds",)
     assert plan.deadline_changed  # the agent keeps the old deadline until the restart
+
+
+def test_a_forwarding_change_needs_a_restart(tmp_path: Path) -> None:
+    old = settings(tmp_path)
+    remote = {"name": "vm", "backend": "victoriametrics", "url": "http://127.0.0.1:8428"}
+    new = settings(tmp_path, forward=[remote])
+    assert plan_reload(old, new, {"cpu"}, {"cpu"}).needs_restart == ("forward",)
