@@ -40,6 +40,7 @@ from sysmon.errors import ConfigError
 from sysmon.relational.config import RelationalConfig, refuse_inline_password
 from sysmon.security.config import AuthConfig, HttpLimits, HttpSecurityConfig
 from sysmon.storage.config import DatabaseConfig, RetentionConfig
+from sysmon.tasks.config import TasksConfig, refuse_inline_broker_password
 
 logger = logging.getLogger(__name__)
 
@@ -250,6 +251,7 @@ class Settings(BaseSettings):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    tasks: TasksConfig = Field(default_factory=TasksConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -354,6 +356,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), "top level must be a mapping of sections")
     _refuse_inline_secrets(data)
     refuse_inline_password(data)
+    refuse_inline_broker_password(data)
     return data
 
 

@@ -110,6 +110,7 @@ class Agent:
             dashboard_url=public_url(settings.server),
             hostname=socket.gethostname(),
             relational_url=settings.relational.resolved_url(),
+            tasks=settings.tasks,
         )
         self.publisher = TickPublisher(
             channel or socket_path(settings.database.path, settings.agent.socket)
@@ -269,6 +270,7 @@ class Agent:
                     dashboard_url=public_url(new.server),
                     hostname=socket.gethostname(),
                     relational_url=new.relational.resolved_url(),
+                    tasks=new.tasks,
                 )
         except Exception:
             for collector in built.values():

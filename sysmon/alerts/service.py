@@ -15,7 +15,7 @@ start-up rather than the first alert at 3 a.m.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sysmon.alerts.config import (
@@ -39,6 +39,7 @@ from sysmon.alerts.writer import BackgroundWriter
 from sysmon.clock import Clock
 from sysmon.errors import StorageError
 from sysmon.models import Snapshot
+from sysmon.tasks.config import TasksConfig
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,17 @@ def history_entries(store: AlertStore, start: float, end: float, limit: int) -> 
     return [HistoryEntry(e, deliveries.get(e.id, [])) for e in events]
 
 
+def _celery_delivery(
+    tasks: TasksConfig, environ: Mapping[str, str]
+) -> Callable[[Dispatcher], Dispatcher]:
+    def wrap(local: Dispatcher) -> Dispatcher:
+        from sysmon.tasks.delivery import celery_dispatcher  # Celery only when configured
+
+        return celery_dispatcher(tasks, local, environ)
+
+    return wrap
+
+
 class AlertService:
     def __init__(
         self,
@@ -106,7 +118,9 @@ class AlertService:
         *,
         hostname: str,
         dashboard_url: str | None = None,
+        delivery: Callable[[Dispatcher], Dispatcher] | None = None,
     ) -> None:
+        """``delivery``: wraps the in-process dispatcher (Celery tasks, ``sysmon.tasks``)."""
         self.config = config
         self._store = store
         self._clock = clock
@@ -126,7 +140,8 @@ class AlertService:
             )
             for name, notifier in notifiers.items()
         }
-        self.dispatcher = Dispatcher(workers)
+        local = Dispatcher(workers)
+        self.dispatcher = delivery(local) if delivery is not None else local
         self._notifiers = dict(notifiers)
         self._writer = BackgroundWriter()
         self.engine = AlertEngine(
@@ -154,9 +169,11 @@ class AlertService:
         environ: Mapping[str, str] | None = None,
         *,
         relational_url: str | None = None,
+        tasks: TasksConfig | None = None,
     ) -> AlertService:
         """``relational_url``: the PostgreSQL database of ``relational.url`` for the
-        alert tables (None: the ``alert_*`` tables of the SQLite file ``db_path``)."""
+        alert tables (None: the ``alert_*`` tables of the SQLite file ``db_path``).
+        ``tasks`` with a ``broker_url``: notifications go out as Celery tasks."""
         env = resolve_environ(environ)
         notifiers = {
             name: build_notifier(name, cfg, env)
@@ -170,6 +187,7 @@ class AlertService:
             clock,
             hostname=hostname,
             dashboard_url=dashboard_url,
+            delivery=_celery_delivery(tasks, env) if tasks is not None and tasks.enabled else None,
         )
 
     # --- lifecycle ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ type, the status code and a redacted text.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sysmon.alerts.notifiers.base import DeliveryError
@@ -31,15 +32,16 @@ class JsonPoster:
     def _redact(self, text: str) -> str:
         return text.replace(self._url, "<url>") if self._url else text
 
-    def post(self, payload: Any) -> int:
-        """Send ``payload``; returns the 2xx status or raises ``DeliveryError``."""
+    def post(self, payload: Any, headers: Mapping[str, str] | None = None) -> int:
+        """Send ``payload`` (with extra ``headers``); returns the 2xx status or raises
+        ``DeliveryError``."""
         import httpx
 
         request = httpx.Request(
             "POST",
             self._url,
             json=payload,
-            headers={"User-Agent": USER_AGENT},
+            headers={"User-Agent": USER_AGENT, **(headers or {})},
             extensions={"timeout": self._timeout.as_dict()},
         )
         try:

@@ -15,6 +15,7 @@ Lifecycle guarantees (kept by ``Dispatcher``):
 
 from __future__ import annotations
 
+import hashlib
 import html
 import time
 from dataclasses import dataclass, field
@@ -66,6 +67,27 @@ class Notification:
     def series(self) -> str:
         """``mount=/`` style description of the series (empty for totals)."""
         return ", ".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
+
+
+DELIVERY_ID_HEADER = "X-Sysmon-Delivery-Id"
+
+
+def delivery_id(n: Notification, channel: str) -> str:
+    """One message to one channel: the alert event, the transition and the channel.
+
+    Every attempt at the same message carries the same id (retries, a task a dead worker
+    left unacknowledged), so the Celery worker can skip what was already sent and a
+    receiver can drop a second copy that a lost answer made us send again. Repeats and
+    tests are one message per ``timestamp``. Without a stored event (the alert store was
+    failing) the series and its start stand in for the event id.
+    """
+    if n.event_id is not None:
+        event = f"e{n.event_id}"
+    else:
+        series = "|".join([n.rule, n.series, repr(n.since)])
+        event = "s" + hashlib.sha256(series.encode()).hexdigest()[:16]
+    kind = f"{n.kind}@{n.timestamp:.3f}" if n.kind in ("repeat", "test") else n.kind
+    return f"{n.hostname}/{event}/{kind}/{channel}"
 
 
 class Notifier(Protocol):
