@@ -39,6 +39,17 @@ from sysmon.models import Collected
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
+HOST_READERS = ("containers", "files", "gpus", "inodes", "pressure", "sensors", "sockets")
+"""Collectors that read kernel files, sensors or NVML themselves, not ``SystemSource``:
+a test that needs every sample to come from ``FakeSource`` turns them off
+(``only_fake_source``)."""
+
+
+def only_fake_source() -> dict[str, dict[str, bool]]:
+    """``collectors`` settings that disable ``HOST_READERS``."""
+    return {name: {"enabled": False} for name in HOST_READERS}
+
+
 def load_ticks(name: str = "linux_host.json") -> list[dict[str, Any]]:
     """Full states, one per tick: ``base`` overlaid with each tick's top-level keys."""
     doc = json.loads((FIXTURES / name).read_text(encoding="utf-8"))

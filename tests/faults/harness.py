@@ -23,7 +23,7 @@ from sysmon.config import Settings, load_settings
 from sysmon.models import Snapshot
 from sysmon.storage.base import RangeQuery
 from sysmon.storage.sqlite import SQLiteStore
-from tests.collectors.fakes import FakeSource, load_ticks
+from tests.collectors.fakes import FakeSource, load_ticks, only_fake_source
 from tests.support.stack import Stack, stack
 
 START = 1_800_000_000.0  # 2027-01-15T08:00:00Z, a whole second
@@ -106,7 +106,10 @@ class Service:
 
 
 def settings_for(db: Path, **overrides: Any) -> Settings:
-    return load_settings(None, database={"path": str(db)}, **overrides)
+    """Every sample from ``FakeSource``: the collectors that read the host themselves
+    are off unless a test turns them on."""
+    collectors = {**only_fake_source(), **overrides.pop("collectors", {})}
+    return load_settings(None, database={"path": str(db)}, collectors=collectors, **overrides)
 
 
 @contextmanager
