@@ -188,22 +188,22 @@ function genericDefs(inv, metric, key, item) {
 export function plan(catalog, current) {
   const inv = inventory(catalog, current);
   const sections = [];
-  const add = (id, title, items, make) => {
+  const add = (id, title, items, make, noun = 'item') => {
     const shown = items.slice(0, MAX_ITEMS);
     const defs = shown.flatMap(make);
     if (!defs.length) return;
     const more = items.length - shown.length;
-    const count = `${items.length} ${items.length === 1 ? 'item' : 'items'}`;
+    const count = items[0] === null ? '' : `${items.length} ${noun}${items.length === 1 ? '' : 's'}`;
     sections.push({ id, title, defs, note: more > 0 ? `${count}, first ${MAX_ITEMS} shown` : count });
   };
   const items = (metric, key) => (inv[metric] && inv[metric].items[key]) || [];
-  if (inv.disk) add('disks', 'Disks', items('disk', 'device'), (d) => deviceDefs(inv, 'disk', 'device', d));
+  if (inv.disk) add('disks', 'Disks', items('disk', 'device'), (d) => deviceDefs(inv, 'disk', 'device', d), 'device');
   if (inv.network) {
     // Loopback last: its traffic is the host talking to itself.
     const ifaces = items('network', 'interface').slice().sort((a, b) => (a === 'lo') - (b === 'lo') || naturalCompare(a, b));
-    add('interfaces', 'Network interfaces', ifaces, (i) => deviceDefs(inv, 'network', 'interface', i));
+    add('interfaces', 'Network interfaces', ifaces, (i) => deviceDefs(inv, 'network', 'interface', i), 'interface');
   }
-  if (inv.disk) add('filesystems', 'Filesystems', items('disk', 'mount'), (m) => mountDefs(inv, m));
+  if (inv.disk) add('filesystems', 'Filesystems', items('disk', 'mount'), (m) => mountDefs(inv, m), 'mount');
   for (const name of Object.keys(inv).sort()) {
     if (HANDLED.has(name) || !inv[name].fields.size) continue;
     const title = TITLES[name] || name.charAt(0).toUpperCase() + name.slice(1);
