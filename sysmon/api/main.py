@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from sysmon.api.routes import admin, alerts, auth, health, metrics, prometheus, stream, web
+from sysmon.api.routes import (
+    admin,
+    alerts,
+    auth,
+    health,
+    metrics,
+    processes,
+    prometheus,
+    stream,
+    web,
+)
 
 api_router = APIRouter()
 api_router.include_router(health.router)
+api_router.include_router(processes.router)
 api_router.include_router(metrics.router)
 api_router.include_router(stream.router)
 api_router.include_router(alerts.router)
