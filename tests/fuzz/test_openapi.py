@@ -65,6 +65,8 @@ def test_no_5xx_and_errors_are_json_detail(
 ) -> None:
     operation = api_schema[path][method]
     base_url = str(running.client.base_url)
+    responses = api_schema.raw_schema["paths"][path][method.lower()].get("responses", {})
+    documented = {code: set(spec.get("content", {})) for code, spec in responses.items()}
 
     @given(case=operation.as_strategy())
     @settings(
@@ -79,6 +81,12 @@ def test_no_5xx_and_errors_are_json_detail(
         where = f"{case.method} {case.formatted_path} {case.query} {case.body!r}"
         assert response.status_code < 500, f"{where} -> {response.status_code} {response.text}"
         if response.status_code == 204:
+            return
+        header = response.headers.get("content-type") or [""]
+        media = (header[0] if isinstance(header, list) else header).split(";")[0]
+        if response.status_code < 400 and media != "application/json":
+            # A success in another format (``/metrics``' text) must be one it documents.
+            assert media in documented.get(str(response.status_code), ()), f"{where} -> {media}"
             return
         try:
             body = json.loads(response.content)
