@@ -1,13 +1,27 @@
-"""``/api/v1/metrics/processes``: the process table, live or at a past instant.
+"""``/api/v1/metrics/processes``: the process table (flat or as a tree), live or at a past
+instant, and the history of some processes from the stored tables.
 
 A module of its own (not part of ``metrics.py``) because the process table is not a
 time series of the catalog: its routes answer rows, and its router is included before
 the metrics router so ``/processes`` is matched before ``/{metric}``.
+
+Tree (``?tree=1``): the rows nested by ``ppid``; each row gains ``children`` and the
+subtree totals ``subtree_cpu_percent`` / ``subtree_memory_percent`` (the row plus all
+its descendants *in the table*). Roots are rows whose parent is not in the table (the
+table is the top N, so most roots are just processes whose parent did not make the
+cut). Siblings and roots are ordered by the subtree total of the sort key, descending,
+and ``limit`` applies to the roots: a busy worker pool under one idle master ranks by
+what the whole pool uses, and a root is never shown without its subtree. ``ppid``
+cycles cannot happen in one listing, but rows come from separate reads (and stored
+tables of older versions have no ``ppid``), so the tree is built defensively: a cycle is
+broken at its lowest pid, which becomes a root; a row without ``ppid`` is a root.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import math
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -38,6 +52,13 @@ async def processes(
     at: Annotated[
         str | None, Query(description="Epoch seconds or ISO 8601: the table stored at that time")
     ] = None,
+    tree: Annotated[
+        bool,
+        Query(
+            description="Nest rows by ppid (each row gains children and subtree totals); "
+            "limit applies to the roots, ordered by subtree total"
+        ),
+    ] = False,
 ) -> Response:
     key = "cpu_percent" if sort == "cpu" else "memory_percent"
     if at is not None:
@@ -60,6 +81,11 @@ async def processes(
             return JSONResponse(status_code=503, content=NOT_YET)
         timestamp = view.timestamp
         _, rows = view.for_role(sees_command_lines(request.scope, feed.roles_apply))
+    if tree:
+        roots = process_tree(rows, key)[:limit]
+        return JSONResponse(
+            {"timestamp": timestamp, "sort": sort, "limit": limit, "tree": True, "processes": roots}
+        )
     ordered = sorted(rows, key=lambda r: _number(r.get(key)), reverse=True)[:limit]
     return JSONResponse(
         {"timestamp": timestamp, "sort": sort, "limit": limit, "processes": ordered}
@@ -68,3 +94,72 @@ async def processes(
 
 def _number(value: object) -> float:
     return float(value) if isinstance(value, int | float) else -1.0
+
+
+def parents(rows: Sequence[Mapping[str, object]]) -> dict[int, int]:
+    """``pid -> ppid`` for every row whose parent is another row of the table, with any
+    cycle broken at its lowest pid (which then has no parent, i.e. is a root)."""
+    pids = {r["pid"] for r in rows if isinstance(r.get("pid"), int)}
+    parent: dict[int, int] = {}
+    for r in rows:
+        child, ppid = r.get("pid"), r.get("ppid")
+        if isinstance(child, int) and isinstance(ppid, int) and ppid != child and ppid in pids:
+            parent[child] = ppid
+    settled: set[int] = set()  # pids whose chain is known to reach a root
+    for start in sorted(parent):
+        path: list[int] = []
+        on_path: set[int] = set()
+        pid: int | None = start
+        while pid is not None and pid not in settled:
+            if pid in on_path:  # a cycle: the members are path[path.index(pid):]
+                del parent[min(path[path.index(pid) :])]
+                break
+            path.append(pid)
+            on_path.add(pid)
+            pid = parent.get(pid)
+        settled.update(path)
+    return parent
+
+
+def process_tree(rows: Sequence[Mapping[str, object]], key: str) -> list[dict[str, Any]]:
+    """The rows as a forest (see the module docstring): every row exactly once, each a
+    copy with ``children`` and ``subtree_cpu_percent``/``subtree_memory_percent``;
+    roots and siblings ordered by ``subtree_<key>`` descending, then by pid."""
+    nodes: dict[int, dict[str, Any]] = {}
+    loose: list[dict[str, Any]] = []  # rows without an int pid: roots, never parents
+    for r in rows:
+        node: dict[str, Any] = {**r, "children": []}
+        pid = r.get("pid")
+        if isinstance(pid, int) and pid not in nodes:
+            nodes[pid] = node
+        else:
+            loose.append(node)
+    parent = parents(list(nodes.values()))
+    for pid, ppid in parent.items():
+        nodes[ppid]["children"].append(nodes[pid])
+    roots = [n for pid, n in nodes.items() if pid not in parent] + loose
+    # Post-order without recursion (a deep chain must not hit the recursion limit).
+    order: list[dict[str, Any]] = []
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(node["children"])
+    fields = ("cpu_percent", "memory_percent")
+    for node in reversed(order):
+        for f in fields:
+            node[f"subtree_{f}"] = _total(node.get(f)) + math.fsum(
+                c[f"subtree_{f}"] for c in node["children"]
+            )
+        node["children"].sort(key=lambda n: _rank(n, key))
+    roots.sort(key=lambda n: _rank(n, key))
+    return roots
+
+
+def _total(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _rank(node: Mapping[str, Any], key: str) -> tuple[float, int]:
+    pid = node.get("pid")
+    return (-float(node[f"subtree_{key}"]), pid if isinstance(pid, int) else -1)
