@@ -484,7 +484,7 @@ def phase_replay(
         )
         feeder.start()
         deadline = time.monotonic() + 30
-        while forwarder.status(time.time())["queued_bytes"] == 0 or forwarder.last_error is None:
+        while forwarder.queue.count < args.outage_ticks or forwarder.last_error is None:
             assert time.monotonic() < deadline, "backlog never queued"
             time.sleep(0.01)
         queued = forwarder.status(time.time())
@@ -509,7 +509,7 @@ def phase_replay(
         acked = store.acked()
         first_send = min(started for started, _e, _s in store.sends)
         drained = acked[last_backlog]
-        during = [ts for ts in live if acked.get(ts, math.inf) <= drained]
+        live_delay = [acked[ts] - ts for ts in live if ts in acked]
         vm.flush()
         reader = open_store(vm.url, host)
         answer = reader.query(
@@ -530,7 +530,8 @@ def phase_replay(
                 "wait_after_server_back_s": round(first_send - back, 2),
                 "drain_seconds": round(seconds, 2),
                 "backlog_ticks_per_s": round(args.outage_ticks / seconds),
-                "live_ticks_sent_during_drain": len(during),
+                "live_ticks": len(live),
+                "live_tick_max_delay_s": round(max(live_delay), 1),
                 "requests": len(store.sends),
                 "vm_cpu_seconds_during_drain": round(vm_cpu, 2),
                 "ticks_expected": args.outage_ticks + len(live),
@@ -923,7 +924,12 @@ def phase_hosts(
                 gens.append(json.loads(out.read_text()))
                 gen_cpu += gens[-1]["cpu_seconds"]
             rows = vm_rows_inserted(vm) - rows0
+            new_series = vm.counter("vm_new_timeseries_created_total")
     writes = sum(g["writes"] for g in gens)
+    vm_idle_r, vm_busy_r = vm_idle.result(), vm_busy.result()
+    srv_idle_r, srv_busy_r = srv_idle.result(), srv_busy.result()
+    vm_per_query = vm_idle_r["cpu_seconds"] / len(idle)
+    vm_ingest_cpu = vm_busy_r["cpu_seconds"] - vm_per_query * len(busy)
     samples = sum(g["samples"] for g in gens)
     lags = [g["lag_after_tick"] for g in gens]
     late = [g["lag_over_1s_last_at"] for g in gens if g["lag_over_1s_last_at"] is not None]
@@ -948,10 +954,20 @@ def phase_hosts(
             "p50_ms": statistics.median(g["write"]["p50_ms"] for g in gens),
             "p99_ms": max(g["write"]["p99_ms"] for g in gens),
         },
-        "vm_idle": vm_idle.result(),
-        "vm_ingest": vm_busy.result(),
-        "server_idle": srv_idle.result(),
-        "server_ingest": srv_busy.result(),
+        "vm_idle": vm_idle_r,
+        "vm_ingest": vm_busy_r,
+        "server_idle": srv_idle_r,
+        "server_ingest": srv_busy_r,
+        "vm_cpu_ms_per_query_idle": round(vm_per_query * 1000, 2),
+        "vm_cpu_ms_per_query_ingest_if_ingest_free": round(
+            vm_busy_r["cpu_seconds"] / len(busy) * 1000, 2
+        ),
+        "vm_ingest_cpu_percent_estimate": round(vm_ingest_cpu / wall * 100, 1),
+        "server_cpu_ms_per_query": {
+            "idle": round(srv_idle_r["cpu_seconds"] / len(idle) * 1000, 2),
+            "ingest": round(srv_busy_r["cpu_seconds"] / len(busy) * 1000, 2),
+        },
+        "vm_new_series": int(new_series),
         "query_idle": summary_ms(idle) | {"errors": idle_errors},
         "query_ingest": summary_ms(busy) | {"errors": busy_errors},
         "ratio_p50_ingest_over_idle": round(statistics.median(busy) / statistics.median(idle), 2),
@@ -1029,15 +1045,16 @@ def markdown(results: dict[str, Any]) -> str:
             "(threaded forwarder, defaults, live ticks at 1 Hz meanwhile)",
             "",
             "| run | queued MB | outage s | wait after server back s | drain s | ticks/s | "
-            "requests | VM CPU s | ticks in VM / expected |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            "requests | VM CPU s | newest live tick waited s | ticks in VM / expected |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for i, r in enumerate(replay["runs"]):
             lines.append(
                 f"| {i + 1} | {r['queued_mb']} | {r['outage_seconds']} | "
                 f"{r['wait_after_server_back_s']} | {r['drain_seconds']} | "
                 f"{r['backlog_ticks_per_s']:,} | {r['requests']} | "
-                f"{r['vm_cpu_seconds_during_drain']} | {r['ticks_in_vm']} / "
+                f"{r['vm_cpu_seconds_during_drain']} | {r['live_tick_max_delay_s']} | "
+                f"{r['ticks_in_vm']} / "
                 f"{r['ticks_expected']} |"
             )
         lines.append("")
@@ -1115,7 +1132,14 @@ def markdown(results: dict[str, Any]) -> str:
             f"| victoria-metrics RSS MiB (max) | {vi['rss_mib_max']} | {vb['rss_mib_max']} | |",
             f"| sysmon server CPU % of a core | {si['cpu_percent_of_one_core']} | "
             f"{sb['cpu_percent_of_one_core']} | |",
+            f"| sysmon server CPU ms per request | {hosts['server_cpu_ms_per_query']['idle']} | "
+            f"{hosts['server_cpu_ms_per_query']['ingest']} | |",
             f"| query errors | {qi['errors']} | {qb['errors']} | |",
+            "",
+            f"victoria-metrics CPU per query when idle {hosts['vm_cpu_ms_per_query_idle']} ms; "
+            "its ingest share during ingest (CPU minus queries x that) ~"
+            f"{hosts['vm_ingest_cpu_percent_estimate']} % of a core; series created "
+            f"{hosts['vm_new_series']:,}.",
             "",
             f"Load: idle {hosts['load_idle']}, ingest start {hosts['load_ingest_start']}, "
             f"end {hosts['load_ingest_end']}.",
