@@ -184,6 +184,20 @@ class AgentConfig(BaseModel):
     integrity_check_seconds: float = Field(
         default=30.0, ge=1, le=3600, description="How often the database is quick_check'ed"
     )
+    host: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="This machine's name in every store, the hosts list and alerts "
+        "(the host label of each sample; default: the machine's hostname)",
+    )
+
+    @property
+    def host_name(self) -> str:
+        """``host``, else the machine's hostname: the one name the stores (``host``
+        label), forwarding, ``/api/v1/hosts`` and alert messages use for this agent."""
+        return self.host or socket.gethostname()
 
 
 class ApiConfig(BaseModel):

@@ -53,7 +53,6 @@ import json
 import logging
 import math
 import os
-import socket
 import sqlite3
 import threading
 import zlib
@@ -652,7 +651,7 @@ def _victoriametrics(
     return VictoriaStore(
         config.url,
         clock=clock,
-        host=socket.gethostname(),
+        host=settings.agent.host_name,  # the same name the local store and alerts use
         timeout_seconds=config.timeout_seconds,
         interval_seconds=settings.collection.interval_seconds,
         headers=headers,

@@ -26,6 +26,13 @@ keeps one tier per name; a backend without tiers (VictoriaMetrics) maps the name
 step and aggregates at query time. ``SeriesResult.resolution`` is the name of what
 answered and ``step_seconds`` the step actually used (a step may be merged to honour
 ``max_points``).
+
+Hosts: every sample a store writes belongs to one host (the writer's ``agent.host``).
+A store shared by several agents (VictoriaMetrics, InfluxDB) keeps each one's samples
+under a ``host`` label; a SQLite file holds one host's. Reads take an optional host
+(``RangeQuery.host``, ``series(metric, host)``): ``None`` is the store's own host.
+``hosts()`` lists every host the store holds with the time of its newest sample, so a
+caller can tell a host that stopped reporting (old ``last_seen``) from one that reports.
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ class RangeQuery:
     resolution: Resolution = "auto"
     agg: Aggregate = "mean"
     max_points: int = 1000
+    host: str | None = None
+    """Whose samples (the ``host`` label); ``None``: the store's own host."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +87,15 @@ class StoreStats:
     rows: Mapping[str, int] = field(default_factory=dict)
     pending_writes: int = 0
     last_write_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HostSeen:
+    """One host a store holds samples of, and the timestamp of its newest sample."""
+
+    name: str
+    last_seen: float | None
+    """Epoch seconds of the newest sample; ``None`` when the store cannot tell."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +148,13 @@ class TimeSeriesStore(ProcessHistory, Protocol):
 
     def query(self, q: RangeQuery) -> SeriesResult: ...
 
-    def series(self, metric: str) -> Sequence[Labels]:
-        """Every label set stored for ``metric`` (``()`` = totals)."""
+    def series(self, metric: str, host: str | None = None) -> Sequence[Labels]:
+        """Every label set stored for ``metric`` (``()`` = totals) of ``host`` (``None``:
+        the store's own host)."""
+        ...
+
+    def hosts(self) -> Sequence[HostSeen]:
+        """Every host with samples in the store, by name, with its newest sample's time."""
         ...
 
     def capabilities(self) -> Capabilities:

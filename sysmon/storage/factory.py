@@ -13,7 +13,6 @@ The store comes back *built, not opened*: the caller's lifespan calls ``open()``
 from __future__ import annotations
 
 import importlib
-import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +35,7 @@ def _sqlite(settings: Settings, clock: Clock, readonly: bool) -> TimeSeriesStore
         interval_seconds=settings.collection.interval_seconds,
         clock=clock,
         readonly=readonly,
+        host=settings.agent.host_name,
     )
 
 
@@ -49,7 +49,7 @@ def _victoriametrics(settings: Settings, clock: Clock, readonly: bool) -> TimeSe
     store: TimeSeriesStore = cls(
         url,
         clock=clock,
-        host=socket.gethostname(),
+        host=settings.agent.host_name,
         interval_seconds=settings.collection.interval_seconds,
     )
     return store

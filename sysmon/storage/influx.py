@@ -63,6 +63,10 @@ the collection interval for raw and 0 for rollups. That is
 ``mean``/``min``/``max``. A label set is selected exactly: keys of the metric's other
 label sets must be absent (``"device" = ''``). Which label sets and fields exist comes
 from ``SELECT last(*) ... GROUP BY *`` for this host and metric (one point per series).
+Hosts: reads filter on ``RangeQuery.host`` (default the store's own ``host``);
+``hosts()`` is ``SHOW TAG VALUES WITH KEY = "host"`` and each host's newest point
+(``SELECT * ... GROUP BY "host" ORDER BY time DESC LIMIT 1``). A host that stopped has
+gaps after its last point (``fill(none)``), never repeated values.
 Retention: the default retention policy's duration (``SHOW RETENTION POLICIES``),
 infinite until known or when ``0s``. Process tables are not kept.
 
@@ -76,7 +80,6 @@ import logging
 import math
 import os
 import re
-import socket
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -91,6 +94,7 @@ from sysmon.errors import ConfigError, QueryError, StorageError
 from sysmon.models import Labels, Snapshot
 from sysmon.storage.base import (
     Capabilities,
+    HostSeen,
     NativeResolution,
     RangeQuery,
     SeriesResult,
@@ -338,6 +342,11 @@ class InfluxStore:
         return self._integer_fields
 
     @property
+    def host(self) -> str:
+        """The ``host`` tag written, and read when a query names no host."""
+        return self._host
+
+    @property
     def display_url(self) -> str:
         """The server URL without credentials (for stats, health and logs)."""
         return _strip_userinfo(self._url)
@@ -442,18 +451,20 @@ class InfluxStore:
         series = first.get("series") or []
         return [s for s in series if isinstance(s, dict)]
 
-    def _host_metric(self, metric: str) -> str:
+    def _host_metric(self, metric: str, host: str | None = None) -> str:
+        who = self._host if host is None else host
         return (
-            f"{quote_ident(HOST_TAG)} = {quote_string(label_text(self._host))} AND "
+            f"{quote_ident(HOST_TAG)} = {quote_string(label_text(who))} AND "
             f"{quote_ident(METRIC_TAG)} = {quote_string(label_text(metric))}"
         )
 
-    def _stored(self, metric: str) -> dict[Labels, set[str]]:
-        """Every label set of ``metric`` for this host, all time, with its fields."""
+    def _stored(self, metric: str, host: str | None = None) -> dict[Labels, set[str]]:
+        """Every label set of ``metric`` for ``host`` (default this store's), all time,
+        with its fields."""
         series = self._influxql(
             "series lookup failed",
             f"SELECT last(*) FROM {quote_ident(MEASUREMENT)} "
-            f"WHERE {self._host_metric(metric)} GROUP BY *",
+            f"WHERE {self._host_metric(metric, host)} GROUP BY *",
         )
         out: dict[Labels, set[str]] = {}
         for item in series:
@@ -474,15 +485,20 @@ class InfluxStore:
                     fields.add(name[len("last_") :])
         return {labels: fields for labels, fields in out.items() if fields}
 
-    def series(self, metric: str) -> Sequence[Labels]:
-        """Every label set of ``metric`` (for this host), totals ``()`` first."""
-        return sorted(self._stored(metric), key=lambda labels: (len(labels), labels))
+    def series(self, metric: str, host: str | None = None) -> Sequence[Labels]:
+        """Every label set of ``metric`` (for ``host``, default this store's), totals
+        ``()`` first."""
+        return sorted(self._stored(metric, host), key=lambda labels: (len(labels), labels))
 
     def query(self, q: RangeQuery) -> SeriesResult:
         _validate(q)
         labels = stored_labels(q.labels)
-        stored = self._stored(q.metric)
+        stored = self._stored(q.metric, q.host)
         if not stored:
+            if q.host is not None:
+                raise QueryError(
+                    "host", f"no data stored for metric {q.metric!r} of host {q.host!r}"
+                )
             raise QueryError("metric", f"no data stored for metric {q.metric!r}")
         group = stored.get(labels)
         if not group:
@@ -497,7 +513,7 @@ class InfluxStore:
         raw = plan.resolution == "raw" and plan.step == self._interval
         fn = "last" if raw else _AGG_FN[q.agg]
         where = [
-            self._host_metric(q.metric),
+            self._host_metric(q.metric, q.host),
             *(f"{quote_ident(k)} = {quote_string(v)}" for k, v in labels),
             *(f"{quote_ident(k)} = ''" for k in absent),
             f"time >= {start_ns}",
@@ -530,6 +546,31 @@ class InfluxStore:
             timestamps=[plan.t0 + k * plan.step for k in range(plan.points)],
             fields=columns,
         )
+
+    def hosts(self) -> Sequence[HostSeen]:
+        """Every ``host`` tag value with the time of its newest point (a raw newest-first
+        read: ``last(*)`` over several fields answers time 0)."""
+        listed = self._influxql(
+            "hosts lookup failed",
+            f"SHOW TAG VALUES FROM {quote_ident(MEASUREMENT)} WITH KEY = {quote_ident(HOST_TAG)}",
+        )
+        names: set[str] = set()
+        for item in listed:
+            for row in item.get("values") or []:
+                if len(row) == 2 and row[1]:
+                    names.add(str(row[1]))
+        newest: dict[str, float] = {}
+        if names:
+            for item in self._influxql(
+                "hosts lookup failed",
+                f"SELECT * FROM {quote_ident(MEASUREMENT)} GROUP BY {quote_ident(HOST_TAG)} "
+                "ORDER BY time DESC LIMIT 1",
+            ):
+                host = str((item.get("tags") or {}).get(HOST_TAG, ""))
+                rows = item.get("values") or []
+                if host and rows and rows[0]:
+                    newest[host] = int(rows[0][0]) / _NS
+        return [HostSeen(h, newest.get(h)) for h in sorted(names)]
 
     def query_processes(self, at: float) -> tuple[float, Sequence[Mapping[str, object]]] | None:
         """Always ``None``: process tables are not written to InfluxDB."""
@@ -679,7 +720,7 @@ def from_settings(settings: Settings, clock: Clock) -> InfluxStore:
     return InfluxStore(
         db.url,
         clock=clock,
-        host=socket.gethostname(),
+        host=settings.agent.host_name,
         bucket=db.bucket,
         org=db.org,
         api=db.api,

@@ -46,6 +46,19 @@ and the retention period that ``stats`` and ``capabilities`` show. The newest
 with ``-search.latencyOffset=1s`` to see recent points in range queries (the live view
 does not read the store).
 
+Hosts: reads filter on ``RangeQuery.host`` (``series(metric, host)``), default this
+store's own ``host``, so one server answers for every agent that writes to it.
+``hosts()`` lists the ``host`` label values of sysmon series
+(``/api/v1/label/host/values``) and each one's newest sample time from one instant query,
+``max by (host) (tlast_over_time({__name__=~"sysmon_.+"}[5m]))`` at the clock's now
+(``nocache=1``, so the server does not move "now" back by ``-search.latencyOffset``).
+A host with nothing in the last ``HOSTS_RECENT_SECONDS`` is looked up once over the
+whole retention and remembered until it reports again (a long window over a dead host's
+history is the expensive part; its answer does not change while the host is silent).
+A stopped host gives gaps, not a flat line: every range read above aggregates only the
+samples inside its own bucket (an explicit window per point), never the server's 5
+minute lookback of a bare selector, which would repeat the last value.
+
 Process tables are not kept (VictoriaMetrics stores numbers): ``query_processes``
 returns ``None``. The process *count* and *threads* are samples and are stored.
 
@@ -72,6 +85,7 @@ from sysmon.models import Labels, Snapshot
 from sysmon.storage.base import (
     RESOLUTION_STEP_SECONDS,
     Capabilities,
+    HostSeen,
     NativeResolution,
     RangeQuery,
     SeriesResult,
@@ -86,6 +100,11 @@ MAX_POINTS_LIMIT = 10_000
 """Same bound as the SQLite store (and below the server's default 30000 per series)."""
 FACTS_REFRESH_SECONDS = 60.0
 """``maintain`` (every ~10 s) re-reads the server's size and retention at most this often."""
+HOSTS_RECENT_SECONDS = 300.0
+"""``hosts()`` reads each host's newest sample in this window first (see the module doc)."""
+EPOCH_FLOOR = 31_536_000.0
+"""The oldest time ``hosts()`` looks back to (1971): a window reaching back to the epoch
+itself finds nothing on VictoriaMetrics 1.79 (measured)."""
 ALL_TIME = ("1", "4102444800")
 """``start``/``end`` for "every series ever": VictoriaMetrics reads ``start=0`` as
 "not given" and then looks at the last day only."""
@@ -252,6 +271,14 @@ class VictoriaStore:
         self._size_bytes: int | None = None
         self._retention_seconds = math.inf
         self._facts_checked = -math.inf
+        self._silent_hosts: dict[str, float | None] = {}
+        """``hosts()``: last seen of hosts silent for ``HOSTS_RECENT_SECONDS`` (see the
+        module doc); a host that reports again leaves it."""
+
+    @property
+    def host(self) -> str:
+        """The ``host`` label written, and read when a query names no host."""
+        return self._host
 
     # ------------------------------------------------------------------ lifecycle
     def open(self) -> None:
@@ -335,12 +362,12 @@ class VictoriaStore:
             self._last_write_error = None
 
     # ------------------------------------------------------------------ reads
-    def _stored(self, metric: str) -> list[tuple[str, Labels]]:
-        """``(field, labels)`` of every series of ``metric`` for this host, all time."""
+    def _stored(self, metric: str, host: str | None = None) -> list[tuple[str, Labels]]:
+        """``(field, labels)`` of every series of ``metric`` for ``host`` (default this
+        store's), all time."""
         prefix = _name_prefix(metric)
-        match = (
-            f"{{__name__=~{_quote(re.escape(prefix) + '.+')},{HOST_LABEL}={_quote(self._host)}}}"
-        )
+        who = self._host if host is None else host
+        match = f"{{__name__=~{_quote(re.escape(prefix) + '.+')},{HOST_LABEL}={_quote(who)}}}"
         data = self._json(
             "series lookup failed",
             "/api/v1/series",
@@ -359,16 +386,22 @@ class VictoriaStore:
             out.append((name[len(prefix) :], labels))
         return out
 
-    def series(self, metric: str) -> Sequence[Labels]:
-        """Every label set of ``metric`` (for this host), totals ``()`` first."""
-        found = {labels for _field, labels in self._stored(metric)}
+    def series(self, metric: str, host: str | None = None) -> Sequence[Labels]:
+        """Every label set of ``metric`` (for ``host``, default this store's), totals
+        ``()`` first."""
+        found = {labels for _field, labels in self._stored(metric, host)}
         return sorted(found, key=lambda labels: (len(labels), labels))
 
     def query(self, q: RangeQuery) -> SeriesResult:
         _validate(q)
         labels = tuple(sorted((label_key(k), v) for k, v in q.labels))
-        stored = self._stored(q.metric)
+        host = self._host if q.host is None else q.host
+        stored = self._stored(q.metric, host)
         if not stored:
+            if q.host is not None:
+                raise QueryError(
+                    "host", f"no data stored for metric {q.metric!r} of host {q.host!r}"
+                )
             raise QueryError("metric", f"no data stored for metric {q.metric!r}")
         fields = sorted({f for f, group in stored if group == labels})
         if not fields:
@@ -381,7 +414,7 @@ class VictoriaStore:
         names = "|".join(re.escape(f) for f in fields)
         matchers = [
             f"__name__=~{_quote(re.escape(prefix) + '(?:' + names + ')')}",
-            f"{HOST_LABEL}={_quote(self._host)}",
+            f"{HOST_LABEL}={_quote(host)}",
             *(f"{k}={_quote(v)}" for k, v in labels),
             *(f'{k}=""' for k in absent),
         ]
@@ -417,6 +450,53 @@ class VictoriaStore:
             timestamps=[plan.t0 + k * plan.step for k in range(plan.points)],
             fields=columns,
         )
+
+    def hosts(self) -> Sequence[HostSeen]:
+        """Every host with sysmon series on the server, by name, with the time of its
+        newest sample (``None`` if none is left within the retention); see the module
+        docstring for the two lookups."""
+        names = self._json(
+            "hosts lookup failed",
+            f"/api/v1/label/{HOST_LABEL}/values",
+            (
+                ("match[]", f"{{__name__=~{_quote(PREFIX + '.+')}}}"),
+                ("start", ALL_TIME[0]),
+                ("end", ALL_TIME[1]),
+            ),
+        )
+        hosts = sorted({str(n) for n in names or [] if n})
+        now = self._clock.time()
+        seen = self._newest(now, HOSTS_RECENT_SECONDS, None)
+        silent = [h for h in hosts if h not in seen]
+        unknown = [h for h in silent if h not in self._silent_hosts]
+        if unknown:
+            older = self._newest(now, now - EPOCH_FLOOR, unknown)
+            for h in unknown:
+                self._silent_hosts[h] = older.get(h)
+        for h in seen:
+            self._silent_hosts.pop(h, None)
+        return [HostSeen(h, seen[h] if h in seen else self._silent_hosts.get(h)) for h in hosts]
+
+    def _newest(self, now: float, window: float, hosts: Sequence[str] | None) -> dict[str, float]:
+        """Per host, the newest sample time in ``(now - window, now]``."""
+        matchers = [f"__name__=~{_quote(PREFIX + '.+')}"]
+        if hosts is not None:
+            matchers.append(f"{HOST_LABEL}=~{_quote('|'.join(re.escape(h) for h in hosts))}")
+        query = (
+            f"max by ({HOST_LABEL}) (tlast_over_time({{{','.join(matchers)}}}[{_ms(window)}ms]))"
+        )
+        data = self._json(
+            "hosts lookup failed",
+            "/api/v1/query",
+            (("query", query), ("time", f"{now:.3f}"), ("nocache", "1")),
+        )
+        out: dict[str, float] = {}
+        for item in (data or {}).get("result", []):
+            host = str(item.get("metric", {}).get(HOST_LABEL, ""))
+            value = item.get("value") or []
+            if host and len(value) == 2:
+                out[host] = float(value[1])
+        return out
 
     def query_processes(self, at: float) -> tuple[float, Sequence[Mapping[str, object]]] | None:
         """Always ``None``: VictoriaMetrics stores numbers, not process tables."""

@@ -15,6 +15,10 @@ providing two pytest fixtures there (module level or on the subclass)::
     ``T0 + 1 h``; ``T0`` is ``tests.storage.helpers.T0``, a past UTC midnight). The
     fixture closes it afterwards.
 
+``peer`` (optional, backends that several agents share)
+    A second store on the same server writing under another ``host``; without it the
+    multi-host case is skipped. Every store exposes the host it writes as (``.host``).
+
 ``settle``
     ``settle(now)``: make every write so far visible to queries, and evaluate queries
     as of wall time ``now`` (set the store's clock to ``now``). SQLite: set the fake
@@ -287,3 +291,68 @@ class StoreContract:
         assert found[0] == ts
         assert [dict(r) for r in found[1]] == rows
         assert store.query_processes(ts - 1) is None  # nothing stored before it
+
+    # ------------------------------------------------------------------ hosts
+    def test_hosts_name_this_store_with_its_newest_tick(
+        self, store: TimeSeriesStore, settle: Settle
+    ) -> None:
+        own = _own_host(store)
+        assert [h for h in store.hosts() if h.name == own] == []  # nothing written yet
+        write_minutes(store, 3)
+        settle(NOW)
+        seen = {h.name: h.last_seen for h in store.hosts()}
+        assert seen[own] == T0 + 2 * 60 + INTERVAL * 5  # the last tick written
+
+    def test_a_query_for_this_host_equals_the_default_and_others_are_refused(
+        self, store: TimeSeriesStore, settle: Settle
+    ) -> None:
+        own = _own_host(store)
+        write_minutes(store, 1)
+        settle(NOW)
+        q = RangeQuery("cpu", T0, T0 + 50, resolution="raw")
+        mine = store.query(RangeQuery("cpu", T0, T0 + 50, resolution="raw", host=own))
+        assert mine.fields == store.query(q).fields
+        assert mine.fields["percent"] == minute_values(0)
+        assert list(store.series("cpu", own)) == [()]
+        try:
+            assert list(store.series("cpu", "no-such-host")) == []
+        except QueryError as exc:  # a one-host store refuses other names outright
+            assert exc.param == "host"
+        with pytest.raises(QueryError) as info:
+            store.query(RangeQuery("cpu", T0, T0 + 50, resolution="raw", host="no-such-host"))
+        assert info.value.param == "host"
+
+    def test_hosts_sharing_a_store_read_their_own_samples(
+        self, store: TimeSeriesStore, settle: Settle, request: pytest.FixtureRequest
+    ) -> None:
+        """Backends shared by several agents give a ``peer`` fixture: a second store on
+        the same server, writing under another host name."""
+        try:
+            peer: TimeSeriesStore = request.getfixturevalue("peer")
+        except pytest.FixtureLookupError:
+            pytest.skip("one host per store (no peer fixture)")
+        own, other = _own_host(store), _own_host(peer)
+        for k in range(6):
+            store.write(snap(T0 + INTERVAL * k, {("cpu", ()): {"percent": 10.0 + k}}))
+            if k < 3:  # the peer stops after three ticks
+                peer.write(snap(T0 + INTERVAL * k, {("cpu", ()): {"percent": 70.0 + k}}))
+        settle(NOW)
+        q = RangeQuery("cpu", T0, T0 + INTERVAL * 5, resolution="raw")
+        assert store.query(q).fields["percent"] == [10.0, 11.0, 12.0, 13.0, 14.0, 15.0]
+        theirs = store.query(RangeQuery(q.metric, q.start, q.end, resolution="raw", host=other))
+        # A host that stopped has gaps after its last point, never its last value again.
+        assert theirs.fields["percent"] == [70.0, 71.0, 72.0, None, None, None]
+        assert peer.query(q).fields["percent"] == [70.0, 71.0, 72.0, None, None, None]
+        mean = store.query(RangeQuery("cpu", T0, T0 + 120, resolution="1m", host=other))
+        assert mean.fields["percent"] == [71.0, None, None]
+        seen = {h.name: h.last_seen for h in store.hosts()}
+        assert seen[own] == T0 + INTERVAL * 5
+        assert seen[other] == T0 + INTERVAL * 2
+        assert list(store.series("cpu", other)) == [()]
+
+
+def _own_host(store: TimeSeriesStore) -> str:
+    """The host a store writes as (every backend names it ``host``)."""
+    host = getattr(store, "host", None)
+    assert isinstance(host, str) and host, "a store exposes the host it writes as"
+    return host

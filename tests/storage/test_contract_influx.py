@@ -45,6 +45,22 @@ def store(influx: InfluxServer, clock: FakeClock) -> Iterator[InfluxStore]:
 
 
 @pytest.fixture
+def peer(store: InfluxStore, influx: InfluxServer, clock: FakeClock) -> Iterator[InfluxStore]:
+    """Another agent writing to the same database under its own host tag."""
+    s = InfluxStore(
+        influx.url,
+        clock=clock,
+        host="peer",
+        bucket=store.bucket,
+        api="v1",
+        interval_seconds=INTERVAL,
+    )
+    s.open()
+    yield s
+    s.close()
+
+
+@pytest.fixture
 def settle(clock: FakeClock) -> Settle:
     """Nothing to flush: InfluxDB answers a write (204) once a query can see it."""
 

@@ -39,6 +39,18 @@ def store(
 
 
 @pytest.fixture
+def peer(
+    vm: VictoriaServer, clock: FakeClock, request: pytest.FixtureRequest
+) -> Iterator[VictoriaStore]:
+    """Another agent on the same server (its own host label)."""
+    host = "peer-" + re.sub(r"[^A-Za-z0-9_.-]", "-", request.node.name)
+    s = VictoriaStore(vm.url, clock=clock, host=host, interval_seconds=INTERVAL)
+    s.open()
+    yield s
+    s.close()
+
+
+@pytest.fixture
 def settle(vm: VictoriaServer, clock: FakeClock) -> Settle:
     """Nothing to compute (the server aggregates at query time): make what it buffered
     searchable now (``/internal/force_flush``) instead of within a second or two."""

@@ -15,7 +15,9 @@ compaction, retention), ``processes`` (process tables), ``state`` (the writer's 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import socket
 import sqlite3
 import threading
 from array import array
@@ -23,10 +25,11 @@ from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 from sysmon.clock import Clock, SystemClock
-from sysmon.errors import StorageError
+from sysmon.errors import QueryError, StorageError
 from sysmon.models import Labels, Snapshot
 from sysmon.storage.base import (
     Capabilities,
+    HostSeen,
     NativeResolution,
     RangeQuery,
     SeriesResult,
@@ -36,7 +39,7 @@ from sysmon.storage.cache import DEFAULT_CHUNK_CACHE_BYTES, ChunkCache
 from sysmon.storage.config import RetentionConfig
 from sysmon.storage.encoding import decode_flat
 from sysmon.storage.sqlite import planner, reader
-from sysmon.storage.sqlite.layout import Tier, build_tiers, labels_from_key
+from sysmon.storage.sqlite.layout import Tier, build_tiers, floor_to, labels_from_key
 from sysmon.storage.sqlite.maintenance import MAINTENANCE_FAILED, Maintenance
 from sysmon.storage.sqlite.pool import ReaderPool, connect, create_private, prepare_writer
 from sysmon.storage.sqlite.processes import ProcessTable, ProcessTables
@@ -61,6 +64,9 @@ class SQLiteStore:
     ``readonly``: a reader of a file another process writes (the server): ``open``
     neither creates nor migrates it, and queries fail (503) until the agent has
     created it.
+
+    ``host``: the one host whose samples the file holds (``agent.host``); ``hosts()``
+    names it, and a read for any other host is refused (``QueryError`` for ``host``).
     """
 
     backend = "sqlite"
@@ -74,6 +80,7 @@ class SQLiteStore:
         max_size_bytes: int | None = None,
         chunk_cache_bytes: int = DEFAULT_CHUNK_CACHE_BYTES,
         readonly: bool = False,
+        host: str | None = None,
     ) -> None:
         if interval_seconds <= 0:
             raise ValueError("interval_seconds must be positive")
@@ -85,6 +92,7 @@ class SQLiteStore:
         self._chunk_cache = ChunkCache(chunk_cache_bytes) if chunk_cache_bytes > 0 else None
         """Decoded rollup chunks for queries (see cache.py); None when disabled."""
         self._readonly = readonly
+        self.host = host or socket.gethostname()
         self._writer: sqlite3.Connection | None = None
         self._write_lock = threading.RLock()
         self._pool = ReaderPool(self._connect_reader)
@@ -218,8 +226,13 @@ class SQLiteStore:
             return decode_flat(blob)
         return self._chunk_cache.get(blob)
 
+    def _own(self, host: str | None) -> None:
+        if host is not None and host != self.host:
+            raise QueryError("host", f"unknown host {host!r}; known: {[self.host]}")
+
     def query(self, q: RangeQuery) -> SeriesResult:
         planner.validate(q)
+        self._own(q.host)
         labels = tuple(sorted(q.labels))
         now = self._clock.time()
         plan = planner.plan(q, self._tiers, now)
@@ -245,13 +258,34 @@ class SQLiteStore:
             fields=fields,
         )
 
-    def series(self, metric: str) -> Sequence[Labels]:
+    def series(self, metric: str, host: str | None = None) -> Sequence[Labels]:
+        self._own(host)
         with storage_errors("series lookup failed"), self._pool.reading() as conn:
             rows = fetch_all(
                 conn, "SELECT labels FROM series WHERE metric = ? ORDER BY labels", (metric,)
             )
         found = [labels_from_key(str(r[0])) for r in rows]
         return sorted(found, key=lambda labels: (len(labels), labels))
+
+    def hosts(self) -> Sequence[HostSeen]:
+        """The file's one host, last seen at the newest raw tick stored (none stored:
+        an empty list). The newest tick is a hot row unless maintenance already
+        compacted its window (an agent stopped a while ago): then the newest raw
+        chunks are decoded for their last filled slot."""
+        with storage_errors("hosts lookup failed"), self._pool.reading() as conn:
+            row = fetch_one(conn, "SELECT max(ts) FROM hot WHERE tier = 0")
+            newest = -math.inf if row is None or row[0] is None else float(row[0])
+            row = fetch_one(conn, "SELECT max(start) FROM chunk WHERE tier = 0")
+            if row is not None and row[0] is not None:
+                for start, width, data in fetch_all(
+                    conn,
+                    "SELECT start, width, data FROM chunk WHERE tier = 0 AND start >= ?",
+                    (float(row[0]),),
+                ):
+                    newest = max(newest, _last_slot(float(start), float(width), data))
+        if newest == -math.inf:
+            return []
+        return [HostSeen(self.host, newest)]
 
     def query_processes(self, at: float) -> ProcessTable | None:
         """The stored table at or before ``at``, at most ``2 x max(interval, every)`` old."""
@@ -286,3 +320,13 @@ class SQLiteStore:
             pending_writes=0,
             last_write_error=self._last_write_error,
         )
+
+
+def _last_slot(start: float, width: float, blob: bytes) -> float:
+    """Timestamp of the last slot of a raw chunk holding any value (-inf: none)."""
+    nslots, ncols, flat = decode_flat(blob)
+    start = floor_to(start, width)
+    for i in range(nslots - 1, -1, -1):
+        if any(flat[j * nslots + i] == flat[j * nslots + i] for j in range(ncols)):
+            return start + i * width
+    return -math.inf
