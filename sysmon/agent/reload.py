@@ -21,6 +21,7 @@ RESTART_KEYS = (
     "collection.plugins",
     "agent",
     "forward",
+    "relational",
 )
 
 
