@@ -37,10 +37,12 @@ from pydantic_settings.exceptions import SettingsError
 from sysmon.agent.forward_config import ForwardList
 from sysmon.alerts.config import AlertsConfig
 from sysmon.errors import ConfigError
+from sysmon.fanout_config import RedisConfig, refuse_inline_redis_password
 from sysmon.relational.config import RelationalConfig, refuse_inline_password
 from sysmon.security.config import AuthConfig, HttpLimits, HttpSecurityConfig
 from sysmon.storage.config import DatabaseConfig, RetentionConfig
 from sysmon.tasks.config import TasksConfig, refuse_inline_broker_password
+from sysmon.telemetry import TelemetryConfig
 
 logger = logging.getLogger(__name__)
 
@@ -265,6 +267,8 @@ class Settings(BaseSettings):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     tasks: TasksConfig = Field(default_factory=TasksConfig)
 
     @classmethod
@@ -289,6 +293,18 @@ class Settings(BaseSettings):
         from sysmon.collectors.registry import discover
 
         check_rules(self.alerts, metric_catalog(discover(plugins=self.collection.plugins)))
+        return self
+
+    @model_validator(mode="after")
+    def _redis_backs_rate_limits(self) -> Settings:
+        """``redis.url`` also stores the rate limits, unless
+        ``server.security.rate_limits.storage`` was set explicitly (``sysmon.fanout_config``)."""
+        limits = self.server.security.rate_limits
+        url = self.redis.resolved_url()
+        if url is not None and "storage" not in limits.model_fields_set:
+            if url.startswith("unix://"):
+                url = "redis+unix://" + url.removeprefix("unix://")  # the limits library's name
+            self.server.security.rate_limits = limits.model_copy(update={"storage": url})
         return self
 
 
@@ -370,6 +386,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), "top level must be a mapping of sections")
     _refuse_inline_secrets(data)
     refuse_inline_password(data)
+    refuse_inline_redis_password(data)
     refuse_inline_broker_password(data)
     return data
 

@@ -40,16 +40,19 @@ from sysmon.api.requestlog import install_request_log
 from sysmon.api.routes import docs as docs_routes
 from sysmon.api.routes import metrics as metrics_routes
 from sysmon.catalog import metric_catalog
-from sysmon.channel import TickSubscriber, data_dir, socket_path
+from sysmon.channel import data_dir, socket_path
 from sysmon.clock import Clock, SystemClock
 from sysmon.collectors.registry import CollectorRegistry, discover
 from sysmon.config import Settings, config_path_from_env, load_settings, public_url
 from sysmon.errors import ConfigError
+from sysmon.fanout import describe_source, server_source
 from sysmon.live import LiveHub
 from sysmon.security.auth import install_auth
 from sysmon.security.http import install_http_security
 from sysmon.security.ratelimit import install_rate_limits
+from sysmon.sentry import install_sentry
 from sysmon.storage.base import TimeSeriesStore
+from sysmon.telemetry import install_tracing, shutdown_tracing
 from sysmon.web import vendor
 
 logger = logging.getLogger(__name__)
@@ -99,7 +102,10 @@ def create_app(
         hub.bind(asyncio.get_running_loop())
         feed = TickFeed(hub, the_clock, roles_apply=the_settings.auth.mode == "jwt")
         path = channel or socket_path(the_settings.database.path, the_settings.agent.socket)
-        subscriber = TickSubscriber(path, feed.on_frame)
+        # Redis when redis.url is set (sysmon.fanout), else the agent's Unix socket.
+        subscriber = server_source(
+            the_settings, feed.on_frame, path, force_socket=channel is not None
+        )
         task = asyncio.create_task(subscriber.run(), name="live-channel")
         server_cfg = the_settings.server
         alerts = AlertsView(
@@ -136,7 +142,7 @@ def create_app(
             "sysmon server %s reading %s; live ticks from %s%s",
             __version__,
             the_settings.database.path,
-            path,
+            describe_source(subscriber),
             "; supervising the agent" if supervisor is not None else "",
         )
         try:
@@ -149,7 +155,9 @@ def create_app(
                 await anyio.to_thread.run_sync(supervisor.stop)
             await anyio.to_thread.run_sync(alerts.close)
             await anyio.to_thread.run_sync(the_store.close)
+            await anyio.to_thread.run_sync(shutdown_tracing, app)
 
+    install_sentry("server", the_settings)  # only with $SYSMON_SENTRY_DSN
     app = FastAPI(
         title="sysmon",
         version=__version__,
@@ -171,6 +179,7 @@ def create_app(
     install_limits(app, the_settings.server.limits)  # outermost: bodies checked first
     install_metrics(app)  # around everything: times refused requests and cache hits too
     install_request_log(app, the_settings)  # around everything: times and ids all answers
+    install_tracing(app, the_settings)  # outermost; only with telemetry.otlp_endpoint
     app.include_router(api_router)
     app.include_router(docs_routes.router)
     # Hot read-only endpoints also answer through plain Starlette routes matched first;

@@ -36,9 +36,12 @@ from sysmon.channel import TickPublisher, socket_path
 from sysmon.clock import Clock, SystemClock
 from sysmon.collectors.registry import CollectorRegistry, discover
 from sysmon.config import Settings, public_url
+from sysmon.fanout import agent_fanout
 from sysmon.models import Snapshot
+from sysmon.sentry import install_sentry
 from sysmon.serialize import snapshot_document, to_json_bytes
 from sysmon.storage.base import TimeSeriesStore
+from sysmon.telemetry import tick_tracer
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +118,10 @@ class Agent:
         self.publisher = TickPublisher(
             channel or socket_path(settings.database.path, settings.agent.socket)
         )
+        self.fanout = agent_fanout(settings)
+        """Every frame also to Redis (``redis.url``; ``sysmon.fanout``), else None."""
+        self.tracer = tick_tracer(settings)
+        """Tick spans over OTLP (``telemetry.otlp_endpoint``), else a no-op."""
         self.integrity = IntegrityWatch(
             str(settings.database.path), settings.agent.integrity_check_seconds
         )
@@ -129,14 +136,17 @@ class Agent:
     # --- lifecycle -----------------------------------------------------------------------
 
     def start(self, schedule: bool = True) -> None:
+        install_sentry("agent", self.settings)  # only with $SYSMON_SENTRY_DSN
         self.store.open()
         _private_file(str(self.settings.database.path))
         self.integrity.check(full=True)
         self.alerts.start()
         self.forwarding.start(threaded=schedule)  # before hello: it shows what is queued
         self.publisher.start()
+        if self.fanout is not None:
+            self.fanout.start()
         self.started_at = self.clock.time()
-        self.publisher.publish({"type": "hello", "status": self.status(self.started_at)}, b"")
+        self._send_frame({"type": "hello", "status": self.status(self.started_at)}, b"")
         self._threaded = schedule
         if schedule:
             self.writer.start()
@@ -162,6 +172,8 @@ class Agent:
             ("metronome", self.metronome.stop),
             ("collectors", self.collection.close),
             ("publisher", self.publisher.close),
+            ("redis fan-out", self.fanout.close if self.fanout is not None else _nothing),
+            ("tracer", self.tracer.shutdown),
             ("integrity watch", self.integrity.stop),
             ("store writer", self.writer.stop),
             ("forwarders", self.forwarding.stop),
@@ -184,8 +196,10 @@ class Agent:
     def tick(self, ts: float | None = None) -> Snapshot:
         """Collect, evaluate alerts, publish, hand to the writer (see the module doc)."""
         stamp = self.clock.time() if ts is None else ts
-        with self._tick_lock:
-            return self._tick(stamp)
+        with self._tick_lock, self.tracer.tick(stamp) as trace:
+            snapshot = self._tick(stamp)
+            trace.collected(snapshot, self.collection.durations())
+            return snapshot
 
     def _tick(self, stamp: float) -> Snapshot:
         snapshot = self.collection.tick(stamp)
@@ -213,7 +227,13 @@ class Agent:
             "processes": list(table.rows) if table is not None else [],
             "status": {**self.status(snapshot.timestamp), "errors": dict(snapshot.errors)},
         }
+        self._send_frame(meta, body)
+
+    def _send_frame(self, meta: dict[str, Any], body: bytes) -> None:
+        """The same frame to the Unix socket's servers and, when configured, to Redis."""
         self.publisher.publish(meta, body)
+        if self.fanout is not None:
+            self.fanout.publish(meta, body)
 
     def status(self, now: float) -> dict[str, Any]:
         stats = self.store.stats()
@@ -227,6 +247,7 @@ class Agent:
                 "overruns": self.metronome.overruns,
                 "tick_lateness_ms": self.metronome.lateness_ms(),
                 "live_channel_clients": self.publisher.client_count,
+                "live_redis": None if self.fanout is None else self.fanout.status(),
             },
             "host": {**self.host, "collectors": self.collection.names},
             "collectors": {
@@ -310,6 +331,10 @@ class Agent:
             else "",
         )
         return plan
+
+
+def _nothing() -> None:
+    return None
 
 
 def _ms(seconds: float | None) -> float | None:

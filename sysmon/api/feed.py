@@ -1,8 +1,10 @@
 """The server's view of the agent: the latest tick frame from the live channel.
 
-``TickFeed.on_frame`` runs on the event loop for each frame ``TickSubscriber`` reads: it
-swaps in the new ``LatestView`` (``/current`` serves its body as is, no database read)
-and fans the body out to the SSE clients through the ``LiveHub``.
+``TickFeed.on_frame`` runs on the event loop for each frame a ``FrameSource`` reads (the
+agent's Unix socket, ``sysmon.channel.TickSubscriber``, or Redis,
+``sysmon.fanout.RedisTickSubscriber``): it swaps in the new ``LatestView`` (``/current``
+serves its body as is, no database read) and fans the body out to the SSE clients
+through the ``LiveHub``. The feed does not know or care where frames come from.
 """
 
 from __future__ import annotations
@@ -11,12 +13,29 @@ import json
 import threading
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sysmon.clock import Clock
 from sysmon.live import LiveHub
 from sysmon.security.principal import principal_of
 from sysmon.serialize import to_json_bytes
+
+
+class FrameSource(Protocol):
+    """Delivers the agent's frames (``sysmon.channel`` wire format, decoded) to a callback.
+
+    Guarantees: ``run`` is one long-lived coroutine on the server's event loop, cancelled
+    at shutdown; it calls ``on_frame(meta, body)`` on that loop, in the order the agent
+    published, and never raises (a lost connection is retried, with a pause, forever).
+    ``connected`` says whether frames can arrive right now and ``last_error`` why not
+    (``/api/v1/health`` shows both); ``frames`` counts the frames delivered.
+    """
+
+    connected: bool
+    last_error: str | None
+    frames: int
+
+    async def run(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
