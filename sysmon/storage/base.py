@@ -77,6 +77,11 @@ class SeriesResult:
     step_seconds: float
     timestamps: list[float]
     fields: dict[str, list[float | None]]
+    partial_from: float | None = None
+    """The first timestamp whose bucket is partial: computed at query time from finer
+    data because the tier has not rolled it up yet (the current, unfinished bucket;
+    closed ones ``maintain`` has not reached). Those values may still change. ``None``
+    when every bucket is final (and always for raw answers and backends without tiers)."""
 
 
 @dataclass(frozen=True, slots=True)

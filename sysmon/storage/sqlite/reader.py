@@ -6,6 +6,12 @@ are newer or were written late, so a replayed tick is never lost or doubled).
 timestamps only, so a merged query over decades fills only what is stored; ``merged``
 aggregates those segments into output buckets with the pure functions of
 ``aggregate.py``. Callers hold a read transaction (``tx.read_snapshot``) or the writer.
+
+``LiveEdge`` is the live edge of rollup tiers: buckets at or after a tier's rollup
+watermark (``rollup_state.done_until``: the unfinished current bucket, and closed ones
+``maintain`` has not reached yet) are computed at query time from the next finer tier
+(itself live-filled, down to raw) with the rollup's own functions, so a coarse view
+shows data from the first minute; the answer says from where (``partial_from``).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from array import array
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
 from sysmon.errors import QueryError
@@ -127,6 +133,167 @@ def fill(
     return cols
 
 
+class LiveEdge:
+    """A ``Filler`` that overlays, on stored rollup slots, the live edge of the tier.
+
+    For a rollup tier, slots from ``live_from(tier)`` on are replaced by buckets
+    computed from the next finer tier (through this same filler, so a 1h bucket comes
+    from 5m buckets that are themselves stored or computed from 1m, then raw) with
+    ``aggregate.rollup_buckets`` over ``rollup.bucket_bounds``: exactly the arithmetic
+    of the rollup, so a live bucket that closes equals, to the bit, the bucket
+    ``maintain`` then stores (a test checks it). Slots before it are the stored ones,
+    untouched, so answers over fully rolled ranges do not change.
+
+    One per query (it remembers the watermarks and first-data lookups of its read
+    transaction).
+    """
+
+    def __init__(
+        self, conn: sqlite3.Connection, tiers: Sequence[Tier], sid: int, base: Filler
+    ) -> None:
+        self._tiers = list(tiers)
+        self._sid = sid
+        self._base = base
+        self._done = {
+            int(code): float(done)
+            for code, done in fetch_all(conn, "SELECT tier, done_until FROM rollup_state")
+        }
+        self._from: dict[int, float | None] = {}
+        self._last: dict[int, float | None] = {}
+        """Per tier: the newest instant its finer tiers may hold (an upper bound)."""
+
+    def live_from(self, conn: sqlite3.Connection, tier: Tier) -> float | None:
+        """Where ``tier``'s computed buckets start (a bucket boundary), or ``None`` when
+        it has none: raw, or no finer data at or after the watermark's bucket.
+
+        The watermark, but never before the bucket of the first finer row stored, so a
+        tier never rolled up (a fresh store) computes only where there is data."""
+        if tier.code in self._from:
+            return self._from[tier.code]
+        found: float | None = None
+        idx = next(i for i, t in enumerate(self._tiers) if t.code == tier.code)
+        if idx > 0:
+            done = self._done.get(tier.code, -math.inf)
+            first = min(
+                (
+                    f
+                    for t in self._tiers[:idx]
+                    if (f := _first_stored(conn, t, self._sid)) is not None
+                ),
+                default=None,
+            )
+            if first is not None:
+                found = max(done, floor_to(first, tier.step))
+                last = _last_stored(conn, self._tiers[:idx], self._sid)
+                self._last[tier.code] = last
+                if last is None or last < found:
+                    found = None  # nothing finer at or after it: nothing to compute
+        self._from[tier.code] = found
+        return found
+
+    def first_slot(self, conn: sqlite3.Connection, tier: Tier, t0: float) -> int | None:
+        """The first slot (from ``t0``, at the tier's step) of ``tier`` computed live."""
+        live = self.live_from(conn, tier)
+        if live is None:
+            return None
+        slot = max(0, math.ceil((live - t0) / tier.step - EPS))
+        last = self._last.get(tier.code)
+        if last is None or last < t0 + slot * tier.step:
+            return None  # no finer data from there on: those buckets are empty, not partial
+        return slot
+
+    def __call__(
+        self,
+        conn: sqlite3.Connection,
+        tier: Tier,
+        sid: int,
+        t0: float,
+        n: int,
+        nfields: int,
+        step: float | None = None,
+        stats: Collection[int] | None = None,
+        cached: bool = False,
+    ) -> list[array[float]]:
+        cols = self._base(conn, tier, sid, t0, n, nfields, step, stats, cached)
+        live = self.live_from(conn, tier) if step is None or step == tier.step else None
+        if live is None:
+            return cols
+        last = self._last.get(tier.code)
+        first = max(0, math.ceil((live - t0) / tier.step - EPS))
+        # Never past the bucket of the newest finer data: a merged bucket may reach far
+        # into the future, and nothing is there to compute.
+        end = n if last is None else min(n, math.floor((last - t0) / tier.step + EPS) + 1)
+        if first >= end:
+            return cols
+        computed = self._compute(conn, tier, t0 + first * tier.step, end - first, nfields)
+        width = rollup.STATS_PER_FIELD
+        for f in range(nfields):
+            counts = computed[f * width + rollup.COUNT]
+            if all(c > 0 for c in counts):  # the usual case: every bucket has data
+                for j in range(f * width, (f + 1) * width):
+                    if cols[j]:  # empty: a statistic the caller did not ask for
+                        cols[j][first:end] = computed[j]
+                continue
+            # Where the finer tiers hold nothing, keep what is stored (as maintain
+            # would: it writes no row for an empty bucket).
+            for k, c in enumerate(counts):
+                if c > 0:
+                    for j in range(f * width, (f + 1) * width):
+                        if cols[j]:
+                            cols[j][first + k] = computed[j][k]
+        return cols
+
+    def _compute(
+        self, conn: sqlite3.Connection, tier: Tier, begin: float, m: int, nfields: int
+    ) -> list[array[float]]:
+        """``m`` buckets of ``tier`` from ``begin``, as rollup columns, from the finer tier."""
+        idx = next(i for i, t in enumerate(self._tiers) if t.code == tier.code)
+        source = self._tiers[idx - 1]
+        ratio = tier.step / source.step
+        nslots = math.ceil(m * ratio - EPS)
+        src = self(conn, source, self._sid, begin, nslots, nfields, cached=True)
+        buckets = aggregate.rollup_buckets(
+            src, source.code == 0, nfields, rollup.bucket_bounds(m, ratio)
+        )
+        width = rollup.STATS_PER_FIELD
+        cols = [array("d", [rollup.GAP[j % width]]) * m for j in range(nfields * width)]
+        for k, stats in enumerate(buckets):
+            if stats is not None:
+                for j, v in enumerate(stats):
+                    cols[j][k] = v
+        return cols
+
+
+def _first_stored(conn: sqlite3.Connection, tier: Tier, sid: int) -> float | None:
+    """The oldest instant ``tier`` holds for ``sid`` (a chunk's start or a hot row)."""
+    found = [
+        float(r[0])
+        for sql in (
+            "SELECT min(ts) FROM hot WHERE tier = ? AND series_id = ?",
+            "SELECT min(start) FROM chunk WHERE tier = ? AND series_id = ?",
+        )
+        if (r := fetch_one(conn, sql, (tier.code, sid))) is not None and r[0] is not None
+    ]
+    return min(found) if found else None
+
+
+def _last_stored(conn: sqlite3.Connection, tiers: Sequence[Tier], sid: int) -> float | None:
+    """The newest instant any of ``tiers`` may hold for ``sid`` (hot row, chunk end)."""
+    found: list[float] = []
+    for t in tiers:
+        row = fetch_one(
+            conn, "SELECT max(ts) FROM hot WHERE tier = ? AND series_id = ?", (t.code, sid)
+        )
+        if row is not None and row[0] is not None:
+            found.append(float(row[0]))
+        row = fetch_one(
+            conn, "SELECT max(start) FROM chunk WHERE tier = ? AND series_id = ?", (t.code, sid)
+        )
+        if row is not None and row[0] is not None:
+            found.append(float(row[0]) + t.span)
+    return max(found) if found else None
+
+
 def series_id(conn: sqlite3.Connection, metric: str, labels: Labels) -> int:
     """The stored group's id; ``QueryError`` naming ``metric`` or ``labels`` if absent."""
     row = fetch_one(
@@ -155,12 +322,15 @@ def segments(
     nslots: int,
     first: int,
     factor: int,
+    extra: Sequence[tuple[int, int]] = (),
 ) -> list[tuple[int, int]]:
     """Slot ranges ``[lo, hi)`` (from ``t0``, at the tier's step) that hold stored data.
 
     Found from the chunk starts and hot timestamps alone (no blobs read), so their
     number and length are bounded by what is stored, not by the span asked for.
-    Ranges start at ``first`` or later (slots before it are expired anyway).
+    Ranges start at ``first`` or later (slots before it are expired anyway). ``extra``
+    adds ranges that hold data stored elsewhere (the live edge, computed from finer
+    tiers).
     """
     step = tier.step
     t_end = t0 + nslots * step
@@ -183,6 +353,7 @@ def segments(
     ):
         k = math.floor((float(ts) - t0) / step + 0.5)
         spans.append((k, k + 1))
+    spans.extend(extra)
     aligned = factor <= ALIGN_FACTOR_LIMIT
     merged_spans: list[tuple[int, int]] = []
     for lo, hi in sorted(spans):
@@ -227,8 +398,12 @@ def merged(
     agg: str,
     now: float,
     fill_with: Filler,
+    live_slot: int | None = None,
 ) -> dict[str, list[float | None]]:
     """``n`` buckets of ``factor`` slots each, aggregated straight from stored data.
+
+    ``live_slot``: the first slot that ``fill_with`` computes from finer tiers (the
+    live edge, ``LiveEdge``); from there on every slot is read whether stored or not.
 
     Only the slot ranges that hold data are filled (``segments``), so memory and
     time follow ``n`` and the stored rows, never ``n x factor`` (a query from 1970
@@ -244,7 +419,9 @@ def merged(
     # unaligned path (huge factors) merges whole stats with rollup.merge.
     aligned = not raw and factor <= ALIGN_FACTOR_LIMIT
     stats = (aggregate.AGG_STAT[agg], rollup.COUNT) if aligned else None
-    for lo, hi in segments(conn, tier, sid, t0, n * factor, first, factor):
+    nslots = n * factor
+    extra = [(live_slot, nslots)] if live_slot is not None and live_slot < nslots else []
+    for lo, hi in segments(conn, tier, sid, t0, nslots, first, factor, extra):
         seg_t0 = t0 + lo * tier.step
         cols = fill_with(conn, tier, sid, seg_t0, hi - lo, nfields, stats=stats, cached=True)
         aggregate.mask_expired(cols, raw, tier.step, tier.keep, seg_t0, now)

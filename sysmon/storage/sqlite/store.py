@@ -237,16 +237,30 @@ class SQLiteStore:
         now = self._clock.time()
         plan = planner.plan(q, self._tiers, now)
         tier = plan.tier
+        partial_from: float | None = None
         with storage_errors("query failed"), self._pool.reading() as conn, read_snapshot(conn):
             sid = reader.series_id(conn, q.metric, labels)
             names = reader.field_names(conn, sid)
+            # The live edge: buckets not rolled up yet come from the finer tiers.
+            edge = reader.LiveEdge(conn, self._tiers, sid, self._fill)
+            live_slot = edge.first_slot(conn, tier, plan.t0)
+            if live_slot is not None and live_slot < plan.n * plan.factor:
+                partial_from = plan.t0 + (live_slot // plan.factor) * plan.step
             if plan.factor == 1:  # n <= max_points slots: fill them all
-                fields = reader.unmerged(
-                    conn, tier, sid, names, plan.t0, plan.n, q.agg, now, self._fill
-                )
+                fields = reader.unmerged(conn, tier, sid, names, plan.t0, plan.n, q.agg, now, edge)
             else:
                 fields = reader.merged(
-                    conn, tier, sid, names, plan.t0, plan.n, plan.factor, q.agg, now, self._fill
+                    conn,
+                    tier,
+                    sid,
+                    names,
+                    plan.t0,
+                    plan.n,
+                    plan.factor,
+                    q.agg,
+                    now,
+                    edge,
+                    live_slot,
                 )
         return SeriesResult(
             metric=q.metric,
@@ -256,6 +270,7 @@ class SQLiteStore:
             step_seconds=plan.step,
             timestamps=plan.timestamps,
             fields=fields,
+            partial_from=partial_from,
         )
 
     def series(self, metric: str, host: str | None = None) -> Sequence[Labels]:
