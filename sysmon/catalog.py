@@ -32,7 +32,7 @@ from sysmon.collectors.registry import CollectorRegistry
 from sysmon.errors import ConfigError
 from sysmon.models import MetricInfo
 
-RESERVED_KEYS = frozenset({"start", "end", "resolution", "agg", "max_points"})
+RESERVED_KEYS = frozenset({"start", "end", "resolution", "agg", "max_points", "host"})
 """Query parameters of the range endpoint: a label key cannot be one of them, since every
 declared label key is also a query parameter of ``/api/v1/metrics/{metric}``."""
 

@@ -111,7 +111,7 @@ class Agent:
             settings.database.path,
             self.clock,
             dashboard_url=public_url(settings.server),
-            hostname=socket.gethostname(),
+            hostname=settings.agent.host_name,  # the host name the stores write (agent.host)
             relational_url=settings.relational.resolved_url(),
             tasks=settings.tasks,
         )
@@ -122,9 +122,14 @@ class Agent:
         """Every frame also to Redis (``redis.url``; ``sysmon.fanout``), else None."""
         self.tracer = tick_tracer(settings)
         """Tick spans over OTLP (``telemetry.otlp_endpoint``), else a no-op."""
-        self.integrity = IntegrityWatch(
-            str(settings.database.path), settings.agent.integrity_check_seconds
-        )
+        self.integrity: IntegrityWatch | None = None
+        """Watches the SQLite file; another backend has no file of ours to check (its
+        health is ``ping`` and write errors), and a watch there would report the
+        missing file forever."""
+        if settings.database.backend == "sqlite":
+            self.integrity = IntegrityWatch(
+                str(settings.database.path), settings.agent.integrity_check_seconds
+            )
         self.metronome = Metronome(settings.collection.interval_seconds, self.clock, self.tick)
         self.host = _host_facts(self.source)
         self._threaded = False
@@ -139,7 +144,8 @@ class Agent:
         install_sentry("agent", self.settings)  # only with $SYSMON_SENTRY_DSN
         self.store.open()
         _private_file(str(self.settings.database.path))
-        self.integrity.check(full=True)
+        if self.integrity is not None:
+            self.integrity.check(full=True)
         self.alerts.start()
         self.forwarding.start(threaded=schedule)  # before hello: it shows what is queued
         self.publisher.start()
@@ -150,7 +156,8 @@ class Agent:
         self._threaded = schedule
         if schedule:
             self.writer.start()
-            self.integrity.start()
+            if self.integrity is not None:
+                self.integrity.start()
             # A baseline run primes counters, so the first tick has every rate.
             self.collection.tick(self.clock.time())
             self.collection.gaps = GapLog(self.collection.names)
@@ -174,7 +181,7 @@ class Agent:
             ("publisher", self.publisher.close),
             ("redis fan-out", self.fanout.close if self.fanout is not None else _nothing),
             ("tracer", self.tracer.shutdown),
-            ("integrity watch", self.integrity.stop),
+            ("integrity watch", self._stop_integrity),
             ("store writer", self.writer.stop),
             ("forwarders", self.forwarding.stop),
             ("alerts", self.alerts.stop),
@@ -192,6 +199,10 @@ class Agent:
         logger.info("sysmon agent stopped (pid %d)", os.getpid())
 
     # --- one tick ------------------------------------------------------------------------
+
+    def _stop_integrity(self) -> None:
+        if self.integrity is not None:
+            self.integrity.stop()
 
     def tick(self, ts: float | None = None) -> Snapshot:
         """Collect, evaluate alerts, publish, hand to the writer (see the module doc)."""
@@ -262,7 +273,7 @@ class Agent:
                 "pending_writes": self.writer.pending,
                 "dropped_ticks": self.writer.dropped,
                 "last_error": self.writer.last_error,
-                "integrity": self.integrity.status(),
+                "integrity": None if self.integrity is None else self.integrity.status(),
             },
             "alerts": {
                 "enabled": self.alerts.config.enabled,
@@ -289,7 +300,7 @@ class Agent:
                     new.database.path,
                     self.clock,
                     dashboard_url=public_url(new.server),
-                    hostname=socket.gethostname(),
+                    hostname=new.agent.host_name,
                     relational_url=new.relational.resolved_url(),
                     tasks=new.tasks,
                 )

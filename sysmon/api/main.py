@@ -9,6 +9,7 @@ from sysmon.api.routes import (
     alerts,
     auth,
     health,
+    hosts,
     metrics,
     processes,
     prometheus,
@@ -20,6 +21,7 @@ api_router = APIRouter()
 api_router.include_router(health.router)
 api_router.include_router(processes.router)
 api_router.include_router(metrics.router)
+api_router.include_router(hosts.router)
 api_router.include_router(stream.router)
 api_router.include_router(alerts.router)
 api_router.include_router(web.router)

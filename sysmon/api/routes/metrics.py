@@ -11,7 +11,12 @@ selectable and documented in OpenAPI without editing this module:
   ``?mountt=/`` would otherwise silently answer the totals);
 * ``install_catalog`` puts the metric names (``{metric}`` enum) and the selector
   parameters into the OpenAPI document;
-* fields declared ``integer`` are JSON integers in range answers, rollup means included.
+* fields declared ``integer`` are JSON integers in range answers, rollup means included;
+* ``?host=`` picks whose series (a store shared by several agents; ``GET /api/v1/hosts``
+  lists them): not a label key of any collector but a parameter of the range endpoint,
+  validated against the store's hosts (422 naming ``host`` with the known ones). Without
+  it the answer is the store's own host. Live data (``current``) is the tick of the
+  agent this server follows, whatever the host.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from sysmon.api.deps import (
 )
 from sysmon.api.errors import query_instant, unprocessable
 from sysmon.api.feed import TickFeed, sees_command_lines
+from sysmon.api.routes.hosts import check_host
 from sysmon.api.schemas import (
     CatalogResponse,
     CurrentResponse,
@@ -45,7 +51,7 @@ from sysmon.storage.base import RangeQuery
 router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
 
 NOT_YET = {"detail": "no collection yet"}
-RANGE_PARAMS = ("start", "end", "resolution", "agg", "max_points")
+RANGE_PARAMS = ("start", "end", "resolution", "agg", "max_points", "host")
 """The range endpoint's own query parameters; every other one must be a label key."""
 NOT_SERIES = frozenset({"processes"})
 """Metrics whose ``/api/v1/metrics/<name>`` path is another endpoint (the process table):
@@ -114,6 +120,10 @@ async def metric_range(
     max_points: Annotated[
         int | None, Query(ge=10, le=10_000, description="Upper bound on returned points")
     ] = None,
+    host: Annotated[
+        str | None,
+        Query(description="Whose series (GET /api/v1/hosts); default the store's own host"),
+    ] = None,
 ) -> Response:
     """Selectors are the label keys of the catalog (``?mount=/``): not declared here, so
     ``install_catalog`` lists them in the OpenAPI document."""
@@ -135,8 +145,11 @@ async def metric_range(
     cache: ResponseCache = request.app.state.range_cache
     key = cache_key(request.url.path, request.scope["query_string"])
     generation = cache.generation()
+    host = host or None  # ?host= (empty) is the default, like an empty selector
+    if host is not None:
+        await check_host(request, store, reads, host)
     if labels:
-        await _check_series(store, reads, metric, labels)
+        await _check_series(store, reads, metric, labels, host)
     result = await reads.run(
         store.query,
         RangeQuery(
@@ -147,6 +160,7 @@ async def metric_range(
             resolution=resolution,
             agg=agg,
             max_points=max_points or settings.api.max_points,
+            host=host,
         ),
     )
     units = {info.field: info.unit for info in entry.fields}
@@ -204,10 +218,16 @@ def _selectors(params: QueryParams, catalog: MetricCatalog) -> dict[str, str]:
     return given
 
 
-async def _check_series(store: StoreDep, reads: StoreReadsDep, metric: str, labels: Labels) -> None:
-    """422 unless ``labels`` is exactly the label set of a stored series of ``metric``,
-    naming the first selector and the values that exist (a typo'd mount gets the list)."""
-    stored = await reads.run(store.series, metric)
+async def _check_series(
+    store: StoreDep, reads: StoreReadsDep, metric: str, labels: Labels, host: str | None = None
+) -> None:
+    """422 unless ``labels`` is exactly the label set of a stored series of ``metric``
+    (of ``host``), naming the first selector and the values that exist (a typo'd mount
+    gets the list)."""
+    if host is None:
+        stored = await reads.run(store.series, metric)
+    else:
+        stored = await reads.run(store.series, metric, host)
     if labels in stored:
         return
     keys = tuple(k for k, _ in labels)
