@@ -27,5 +27,5 @@ def unique_prefix() -> str:
 
 
 def drop_keys(client: redis.Redis, prefix: str) -> None:
-    for key in client.scan_iter(match=f"{prefix}*"):
+    for key in client.scan_iter(match=f"*{prefix}*"):  # rate limit keys: LIMITS:...
         client.delete(key)

@@ -9,6 +9,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -182,8 +183,6 @@ def test_one_redis_setting_for_rate_limits_and_ticks(
 
 
 def test_the_server_reads_redis_only_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pathlib import Path
-
     from sysmon.channel import TickSubscriber
 
     plain = server_source(load_settings(None), lambda m, b: None, Path("/x/agent.sock"))
@@ -200,3 +199,33 @@ def test_the_server_reads_redis_only_when_configured(monkeypatch: pytest.MonkeyP
     assert RedisTickPublisher.from_settings(off) is None
     agent_side = RedisTickPublisher.from_settings(settings)
     assert agent_side is not None and agent_side.channel == "sysmon:ticks:here"
+
+
+def test_health_says_when_the_server_cannot_reach_redis(tmp_path: Path) -> None:
+    import httpx
+
+    from sysmon.main import create_app
+    from sysmon.storage.config import RetentionConfig
+    from sysmon.storage.sqlite import SQLiteStore
+    from tests.support.server import serve
+
+    db = tmp_path / "sysmon.db"
+    store = SQLiteStore(db, retention=RetentionConfig(), interval_seconds=1)
+    store.open()
+    store.close()
+    port = free_port()
+    settings = load_settings(
+        None,
+        database={"path": str(db)},
+        redis={"url": f"redis://127.0.0.1:{port}/0"},
+        server={"security": {"rate_limits": {"storage": "memory://"}}},
+    )
+    app = create_app(settings, start_agent=False)
+    with serve(app) as running:
+        deadline = time.monotonic() + 10
+        while app.state.subscriber.last_error is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        body = httpx.get(f"{running.base_url}/api/v1/health", timeout=10).json()
+    assert body["agent"]["connected"] is False
+    assert body["agent"]["error"].startswith(f"redis redis://127.0.0.1:{port}/0 unreachable")

@@ -101,7 +101,11 @@ def test_two_server_processes_serve_the_same_live_ticks(tmp_path: Path) -> None:
                 **common,
                 # No agent listens here: ticks can only come through Redis.
                 "agent": {"socket": str(sock_dir / "nobody.sock")},
-                "server": {"port": port, "start_agent": False},
+                "server": {
+                    "port": port,
+                    "start_agent": False,
+                    "security": {"rate_limits": {"key_prefix": prefix}},
+                },
             },
         )
         for i, port in enumerate(ports)
@@ -181,6 +185,9 @@ def test_two_server_processes_serve_the_same_live_ticks(tmp_path: Path) -> None:
             fanout = meta["status"]["agent"]["live_redis"]
             assert fanout["connected"] is True and fanout["published"] >= 4, fanout
             assert fanout["channel"] == channel
+            # The same redis.url holds both servers' rate limit windows.
+            limit_keys = [k for k in client.scan_iter(match=f"*{prefix}*") if b":ticks:" not in k]
+            assert any(b"/api/v1/metrics/current" in k for k in limit_keys), limit_keys
             for i in range(2):
                 log = (tmp_path / f"server{i}.log").read_text(errors="replace")
                 assert f"live ticks from redis redis://127.0.0.1:6379/0 channel {channel}" in log
