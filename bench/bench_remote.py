@@ -29,7 +29,8 @@ timestamps (the host label is the store's, not the snapshot's).
 5. ``hosts``: 50 simulated agents (host=h01..h50, one tick per host per second, one
    ``VictoriaStore.write`` each, i.e. what a caught-up forwarder sends) from
    ``--ingest-procs`` processes x ``--ingest-threads`` threads, into one server, while
-   a ``sysmon server`` on it answers the dashboard's requests for h01 in a loop:
+   a ``sysmon server`` on it answers the dashboard's requests for h01 (``&host=h01``,
+   as a central server showing another agent's charts asks) in a loop:
    ingest rate, the server's CPU and RSS, query latency idle vs during ingest.
 
 Results: ``bench/results/remote.json`` and ``remote.md`` (git-ignored); the markdown is
@@ -48,14 +49,13 @@ import os
 import pickle
 import platform
 import random
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -552,20 +552,10 @@ def phase_replay(
 
 # --------------------------------------------------------------------- servers, queries
 
-SERVER_SHIM = (
-    "import socket, sys\n"
-    "host = sys.argv[1]\n"
-    "socket.gethostname = lambda: host\n"
-    "from sysmon.cli import main\n"
-    "sys.exit(main(sys.argv[2:]))\n"
-)
-"""``sysmon server`` with ``socket.gethostname`` answering ``host``: the store reads
-the series of the server's own hostname and no setting names another one."""
-
 
 @contextmanager
 def api_server(
-    tmp: Path, name: str, env_extra: dict[str, str], as_host: str | None = None
+    tmp: Path, name: str, env_extra: dict[str, str]
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A ``sysmon server`` subprocess on a free port (no agent, rate limits off)."""
     data = tmp / name
@@ -581,10 +571,7 @@ def api_server(
             **env_extra,
         }
     )
-    if as_host is None:
-        argv = [sys.executable, "-m", "sysmon", "server", "--port", str(port)]
-    else:
-        argv = [sys.executable, "-c", SERVER_SHIM, as_host, "server", "--port", str(port)]
+    argv = [sys.executable, "-m", "sysmon", "server", "--port", str(port)]
     log_path = data / "server.log"
     with log_path.open("wb") as out:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -612,8 +599,11 @@ def api_server(
             proc.wait()
 
 
-def dashboard_url(metric: str, seconds: int, end: float) -> str:
-    return f"/api/v1/metrics/{metric}?start={end - seconds:.3f}&end={end:.3f}&resolution=auto"
+def dashboard_url(metric: str, seconds: int, end: float, host: str | None = None) -> str:
+    """The dashboard's history request for a metric's totals (``&host=`` for another
+    host than the server's own, as a central server showing several agents asks)."""
+    url = f"/api/v1/metrics/{metric}?start={end - seconds:.3f}&end={end:.3f}&resolution=auto"
+    return f"{url}&host={host}" if host else url
 
 
 QUERIES = [(m, r, s) for r, s in DASHBOARD_RANGES for m in DASHBOARD_METRICS]
@@ -677,7 +667,7 @@ def phase_query(
     prefill_sqlite = time.monotonic() - t0
     with vm_running(tmp, "vm-query") as vm:
         t0 = time.monotonic()
-        prefill_vm(vm.url, socket.gethostname(), snapshots, end)
+        prefill_vm(vm.url, settings.agent.host_name, snapshots, end)
         vm.flush()
         prefill_vm_s = time.monotonic() - t0
         vm_env = {
@@ -835,15 +825,16 @@ def ingest_worker(spec_path: Path) -> None:
 
 
 def query_loop(
-    client: httpx.Client, until: float, minimum: int, end: Callable[[], float]
+    client: httpx.Client, until: float, minimum: int, host: str
 ) -> tuple[list[float], int]:
-    """The 12 dashboard requests round-robin until ``until`` (wall) and at least
-    ``minimum`` requests; returns latencies and non-200 count."""
+    """The 12 dashboard requests for ``host`` over the windows ending now, round-robin
+    until ``until`` (wall) and at least ``minimum`` requests; latencies, non-200 count."""
     out: list[float] = []
     errors = 0
     while time.time() < until or len(out) < minimum:
         for metric, _r, seconds in QUERIES:
-            took, response = timed_get(client, dashboard_url(metric, seconds, end()))
+            url = dashboard_url(metric, seconds, time.time(), host)
+            took, response = timed_get(client, url)
             out.append(took)
             errors += response.status_code != 200
     return out, errors
@@ -866,18 +857,18 @@ def phase_hosts(
             "SYSMON_DATABASE__URL": vm.url,
         }
         with (
-            api_server(tmp, "h-vm", vm_env, as_host=hosts[0]) as (base, server),
+            api_server(tmp, "h-vm", vm_env) as (base, server),
             httpx.Client(base_url=base, timeout=30) as client,
         ):
             for metric, _r, seconds in QUERIES:  # warm-up, and the answer is h01's hour
-                response = client.get(dashboard_url(metric, seconds, time.time()))
+                response = client.get(dashboard_url(metric, seconds, time.time(), hosts[0]))
                 response.raise_for_status()
                 assert response.json()["fields"], f"no data for {metric}"
             # Idle: only the queries.
             load_idle = loadavg()
             with Sampler(vm_pid) as vm_idle, Sampler(server.pid) as srv_idle:
                 idle, idle_errors = query_loop(
-                    client, time.time() + args.idle_seconds, args.min_requests, time.time
+                    client, time.time() + args.idle_seconds, args.min_requests, hosts[0]
                 )
             # Ingest: the load generators, with the same query loop meanwhile.
             start = float(math.floor(time.time()) + 3)
@@ -911,7 +902,7 @@ def phase_hosts(
             load_ingest_start = loadavg()
             with Sampler(vm_pid) as vm_busy, Sampler(server.pid) as srv_busy:
                 busy, busy_errors = query_loop(
-                    client, start + args.ingest_seconds, args.min_requests, time.time
+                    client, start + args.ingest_seconds, args.min_requests, hosts[0]
                 )
                 for proc in procs:
                     proc.wait(120)
@@ -1000,14 +991,16 @@ def markdown(results: dict[str, Any]) -> str:
             f"## 1. Forward throughput (backlog of {fwd['backlog_ticks']} ticks in the queue "
             f"file, one inline step; median of {fwd['repeats']})",
             "",
-            "| batch_ticks | ticks/s | samples/s (runs) | forwarder CPU ms/tick | VM CPU ms/tick |",
-            "|---:|---:|---|---:|---:|",
+            "| batch_ticks | ticks/s | samples/s (runs) | forwarder CPU ms/tick | "
+            "VM CPU ms/tick | samples/s if the forwarder had a core |",
+            "|---:|---:|---|---:|---:|---:|",
         ]
         for batch, row in fwd["by_batch"].items():
             lines.append(
                 f"| {batch} | {row['ticks_per_s']:,.0f} | {row['samples_per_s']:,.0f} "
                 f"({', '.join(f'{v:,}' for v in row['samples_per_s_all'])}) | "
-                f"{row['forwarder_cpu_ms_per_tick']:.3f} | {row['vm_cpu_ms_per_tick']:.3f} |"
+                f"{row['forwarder_cpu_ms_per_tick']:.3f} | {row['vm_cpu_ms_per_tick']:.3f} | "
+                f"{fwd['samples_per_tick'] * 1000 / row['forwarder_cpu_ms_per_tick']:,.0f} |"
             )
         lines.append("")
     delay = results.get("delay")
