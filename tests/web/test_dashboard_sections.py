@@ -447,11 +447,18 @@ def test_sections_follow_the_catalog_or_the_snapshot(
         },
         {"title": "/home \u00b7 space", "unit": "%", "series": ["disk.percent{mount=/home}"]},
     ]
+    # Other metrics: a chart per unit, a line per device; totals-only fields by unit.
     assert pressure["title"] == "Pressure (PSI)"
-    assert pressure["charts"][0]["series"] == ["pressure.cpu_some_avg10", "pressure.io_full_avg10"]
+    assert pressure["charts"] == [
+        {
+            "title": "pressure \u00b7 %",
+            "unit": "%",
+            "series": ["pressure.cpu_some_avg10", "pressure.io_full_avg10"],
+        }
+    ]
     assert sensors["charts"] == [
         {
-            "title": "coretemp/Core 0 \u00b7 \u00b0C",
+            "title": "temperature by sensor",
             "unit": "\u00b0C",
             "series": ["sensors.temperature_celsius{sensor=coretemp/Core 0}"],
         }

@@ -21,8 +21,6 @@
  * sections, the live window, alerts).
  */
 
-import { loadMe, initAccount } from './account.js';
-import { alertsAvailable, loadAlerts, resetAlerts } from './alerts.js';
 import { API, LiveStream, getJSON } from './api.js';
 import { renderCards, renderHeader, renderSystem } from './cards.js';
 import {
@@ -32,12 +30,20 @@ import { initExport } from './export.js';
 import { isNum } from './format.js';
 import { appendSnapshot, ensureLoaded, loadHistory } from './history.js';
 import { initProcesses, updateProcesses } from './processes.js';
-import { loadCatalog, plan, renderSections } from './sections.js';
 import { $, RANGES, rememberSnapshot, state } from './state.js';
 import { applyZoom, initZoom, zoomPlugin } from './zoom.js';
 
 const ALERTS_REFRESH_MS = 30000;
 const HISTORY_REFRESH_MS = 60000;
+
+// Not needed for the first chart, so not on its critical path: every extra file a cold
+// load must fetch before this module runs costs a round trip to a busy server.
+let accountP = null;
+let alertsP = null;
+const account = () => { accountP = accountP || import('./account.js'); return accountP; };
+const alerts = () => { alertsP = alertsP || import('./alerts.js'); return alertsP; };
+const loadMe = () => account().then((m) => m.loadMe());
+const loadAlerts = () => alerts().then((m) => m.loadAlerts());
 
 const s = (metric, field, label, key = null, value = null) => ({ metric, field, label, key, value });
 
@@ -108,8 +114,9 @@ function showChart(c) {
   ensureLoaded(c);
 }
 
-async function refreshSections(catalogP) {
-  const catalog = await catalogP;
+async function refreshSections() {
+  const { loadCatalog, plan, renderSections } = await import('./sections.js');
+  const catalog = await loadCatalog();
   const current = state.latest || (await getJSON(`${API}/metrics/current`).catch(() => null));
   const sections = plan(catalog, current);
   renderSections(sections, showChart);
@@ -162,9 +169,8 @@ function coresFrom(sys, snap) {
 function onReconnected() {
   loadSystem();
   loadMe();
-  resetAlerts();
-  loadAlerts();
-  refreshSections(loadCatalog());
+  alerts().then((m) => { m.resetAlerts(); m.loadAlerts(); });
+  refreshSections();
   if (state.range === 'live') loadHistory();
 }
 
@@ -181,7 +187,7 @@ async function init() {
   initZoom();
   initExport();
   initProcesses();
-  initAccount();
+  account().then((m) => m.initAccount());
   for (const btn of document.querySelectorAll('.ranges button')) {
     btn.addEventListener('click', () => setRange(btn.dataset.range));
   }
@@ -194,14 +200,13 @@ async function init() {
   loadMe();
   stream = new LiveStream({
     snapshot: onSnapshot,
-    alert: () => { if (alertsAvailable()) loadAlerts(); },
+    alert: () => alerts().then((m) => { if (m.alertsAvailable()) m.loadAlerts(); }),
     state: setConn,
     reconnected: onReconnected,
   });
   stream.connect();
   const sysP = loadSystem();
   const currentP = getJSON(`${API}/metrics/current`).catch(() => null);
-  const catalogP = loadCatalog();
 
   // The History panel's charts exist from the start: ask for their history first, then
   // build them while the requests run. Per-core waits for the list of cores.
@@ -228,10 +233,11 @@ async function init() {
   // Sections after the History panel's answers: their requests would otherwise compete
   // with it for the browser's few connections (and delay the first chart).
   await history;
-  await refreshSections(catalogP);
+  await refreshSections();
   loadAlerts();
   window.setInterval(() => {
-    if (!document.hidden && alertsAvailable() && stream.connected) loadAlerts();
+    if (document.hidden || !stream.connected) return;
+    alerts().then((m) => { if (m.alertsAvailable()) m.loadAlerts(); });
   }, ALERTS_REFRESH_MS);
   // Fixed ranges are not fed by the stream; refresh them gently while visible.
   window.setInterval(() => {

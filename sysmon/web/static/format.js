@@ -69,8 +69,9 @@ export function formatterFor(unit) {
   return (v) => fmtNumber(v, unit);
 }
 
-// "read_bytes_per_sec" -> "read", "errin_per_sec" -> "errin", "temp_celsius" -> "temp celsius".
+// "read_bytes_per_sec" -> "read", "errin_per_sec" -> "errin", "temperature_celsius" ->
+// "temperature": the unit is on the axis and in the legend values already.
 export function shortField(field) {
-  const s = field.replace(/_(bytes_per_sec|per_sec|percent|bytes)$/, '');
+  const s = field.replace(/_(bytes_per_sec|per_sec|percent|bytes|celsius|watts|rpm|seconds)$/, '');
   return (s || field).replace(/_/g, ' ');
 }

@@ -6,8 +6,8 @@
  * fields: [{field, unit, description, labels, ...}]}]}), and which devices exist from the
  * latest snapshot (/api/v1/metrics/current lists them under each label key). A server
  * without the catalog answers 404; then the snapshot's keys alone are used and units are
- * guessed from field names. Known metrics get hand-made charts; any other metric gets one
- * chart per device and unit.
+ * guessed from field names. Known metrics get hand-made charts per device; any other
+ * metric gets one chart per unit with a line per device.
  */
 
 import { API, getJSON } from './api.js';
@@ -15,7 +15,7 @@ import { createFigure, drawOnlyOnScreen, registerChart, removeChart } from './ch
 import { shortField } from './format.js';
 import { $ } from './state.js';
 
-const MAX_ITEMS = 24; // devices charted per section; the rest are named in a note
+const MAX_ITEMS = 24; // disks, interfaces, mounts charted per section; the note says how many exist
 const TOTALS = 'total';
 const TITLES = {
   sensors: 'Sensors', pressure: 'Pressure (PSI)', containers: 'Containers', gpu: 'GPUs', gpus: 'GPUs',
@@ -90,7 +90,7 @@ function naturalCompare(a, b) {
 
 function has(inv, metric, field, key) {
   const f = inv[metric] && inv[metric].fields.get(field);
-  return Boolean(f) && (!key || f.labels.length === 0 || f.labels.includes(key));
+  return Boolean(f) && (!key || f.labels.includes(key));
 }
 
 function idPart(text) {
@@ -156,29 +156,79 @@ function mountDefs(inv, mount) {
       unit: '%', yRange: 'pct100', series: list,
     });
   }
-  // An inodes collector without a percentage: chart what it has, per unit.
-  if (!inodesField && inodeMounts.includes(mount)) defs.push(...genericDefs(inv, 'inodes', 'mount', mount));
+  // An inodes collector without a percentage: chart its counts.
+  if (!inodesField && inodeMounts.includes(mount)) {
+    const counts = [...inv.inodes.fields].filter(([, info]) => info.labels.includes('mount'));
+    for (const [unit, head, group] of byUnit(counts)) {
+      defs.push({
+        id: `mount-${idPart(mount)}-inodes-${idPart(unit || 'value')}${head ? `-${idPart(head)}` : ''}`,
+        title: `${mount} \u00b7 inodes`, unit, yRange: 'auto',
+        series: group.map(([f]) => series('inodes', f, shortField(f), 'mount', mount)),
+      });
+    }
+  }
   return defs;
 }
 
-function genericDefs(inv, metric, key, item) {
-  const byUnit = new Map();
-  for (const [f, info] of inv[metric].fields) {
-    if (key && info.labels.length && !info.labels.includes(key)) continue;
-    if (!byUnit.has(info.unit)) byUnit.set(info.unit, []);
-    byUnit.get(info.unit).push([f, info]);
+const MAX_SERIES_ITEMS = 12; // devices per chart of another metric (one line each)
+
+function byUnit(fields) {
+  const groups = new Map();
+  for (const entry of fields) {
+    const unit = entry[1].unit;
+    if (!groups.has(unit)) groups.set(unit, []);
+    groups.get(unit).push(entry);
   }
+  // A unit shared by many fields (pressure: 24 percentages) is split by the fields'
+  // first word (cpu_..., memory_..., io_...), so no chart has two dozen lines.
+  const out = [];
+  for (const [unit, list] of groups) {
+    if (list.length <= 8) { out.push([unit, '', list]); continue; }
+    const parts = new Map();
+    for (const entry of list) {
+      const head = entry[0].split('_')[0];
+      if (!parts.has(head)) parts.set(head, []);
+      parts.get(head).push(entry);
+    }
+    for (const [head, part] of parts) out.push([unit, head, part]);
+  }
+  return out;
+}
+
+/* Another metric (sensors, pressure, containers, GPUs, ...): per label key, one chart per
+ * unit with a line per device (a chart per device does not scale to 40 containers), and
+ * its totals-only fields per unit. */
+function genericDefs(inv, metric, snapshot) {
+  const m = inv[metric];
+  const fields = [...m.fields];
   const defs = [];
-  for (const [unit, fields] of byUnit) {
-    const name = item === null ? metric : item;
+  const yRange = (unit) => (unit === '%' ? 'pctAuto' : 'auto');
+  const hint = (list) => list.map(([f, info]) => `${f}: ${info.description || f}`).join('\n');
+  for (const key of m.labels) {
+    const items = (m.items[key] || []).slice(0, MAX_SERIES_ITEMS);
+    if (!items.length) continue;
+    const labelled = fields.filter(([, info]) => info.labels.includes(key));
+    for (const [unit, head, group] of byUnit(labelled)) {
+      const list = [];
+      for (const item of items) {
+        for (const [f] of group) list.push(series(metric, f, group.length > 1 ? `${item} ${shortField(f)}` : item, key, item));
+      }
+      const what = group.length === 1 ? shortField(group[0][0]) : [head, unit || 'value'].filter(Boolean).join(' ');
+      defs.push({
+        id: `${metric}-${idPart(key)}-${idPart(unit || 'value')}${head ? `-${idPart(head)}` : ''}`,
+        title: `${what} by ${key}`,
+        hint: hint(group), unit, yRange: yRange(unit), many: list.length > 8, series: list,
+      });
+    }
+  }
+  const totals = snapshot && snapshot.total ? fields.filter(([f, info]) => !info.labels.length && f in snapshot.total) : [];
+  for (const [unit, head, group] of byUnit(totals)) {
+    const what = group.length === 1 ? shortField(group[0][0]) : `${head || metric} \u00b7 ${unit || 'value'}`;
     defs.push({
-      id: `${metric}-${idPart(name)}-${idPart(unit || 'value')}`,
-      title: `${name} \u00b7 ${unit || 'value'}`,
-      hint: fields.map(([f, info]) => `${f}: ${info.description || f}`).join('\n'),
-      unit,
-      yRange: unit === '%' ? 'pctAuto' : 'auto',
-      many: fields.length > 8,
-      series: fields.map(([f]) => series(metric, f, shortField(f), key, item)),
+      id: `${metric}-total-${idPart(unit || 'value')}${head ? `-${idPart(head)}` : ''}`,
+      title: what,
+      hint: hint(group), unit, yRange: yRange(unit), many: group.length > 8,
+      series: group.map(([f]) => series(metric, f, shortField(f))),
     });
   }
   return defs;
@@ -193,7 +243,7 @@ export function plan(catalog, current) {
     const defs = shown.flatMap(make);
     if (!defs.length) return;
     const more = items.length - shown.length;
-    const count = items[0] === null ? '' : `${items.length} ${noun}${items.length === 1 ? '' : 's'}`;
+    const count = `${items.length} ${noun}${items.length === 1 ? '' : 's'}`;
     sections.push({ id, title, defs, note: more > 0 ? `${count}, first ${MAX_ITEMS} shown` : count });
   };
   const items = (metric, key) => (inv[metric] && inv[metric].items[key]) || [];
@@ -204,12 +254,18 @@ export function plan(catalog, current) {
     add('interfaces', 'Network interfaces', ifaces, (i) => deviceDefs(inv, 'network', 'interface', i), 'interface');
   }
   if (inv.disk) add('filesystems', 'Filesystems', items('disk', 'mount'), (m) => mountDefs(inv, m), 'mount');
+  // Any other metric, shown when the snapshot has it (a collector in the catalog that
+  // found nothing on this host, say GPUs, stays hidden).
   for (const name of Object.keys(inv).sort()) {
-    if (HANDLED.has(name) || !inv[name].fields.size) continue;
-    const title = TITLES[name] || name.charAt(0).toUpperCase() + name.slice(1);
-    const key = inv[name].labels.find((k) => items(name, k).length);
-    if (key) add(`m-${idPart(name)}`, title, items(name, key), (it) => genericDefs(inv, name, key, it));
-    else if (current && current.metrics && current.metrics[name]) add(`m-${idPart(name)}`, title, [null], () => genericDefs(inv, name, null, null));
+    const snapshot = current && current.metrics && current.metrics[name];
+    if (HANDLED.has(name) || !inv[name].fields.size || !snapshot) continue;
+    const defs = genericDefs(inv, name, snapshot);
+    if (!defs.length) continue;
+    const counts = inv[name].labels.filter((k) => items(name, k).length).map((k) => {
+      const n = items(name, k).length;
+      return `${n} ${k}${n === 1 ? '' : 's'}${n > MAX_SERIES_ITEMS ? ` (first ${MAX_SERIES_ITEMS} shown)` : ''}`;
+    });
+    sections.push({ id: `m-${idPart(name)}`, title: TITLES[name] || name.charAt(0).toUpperCase() + name.slice(1), defs, note: counts.join(', ') });
   }
   // Ids come from device names with odd characters replaced, so two names can meet
   // ("a.b" and "a_b"): number the later ones, since an id names one chart and one figure.
