@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from sysmon.models import Labels, Snapshot
 
@@ -143,6 +143,39 @@ class ProcessHistory(Protocol):
     def query_processes(self, at: float) -> tuple[float, Sequence[Mapping[str, object]]] | None:
         """The stored process table nearest before ``at``: (its timestamp, rows), or
         ``None`` when none is recent enough (or the backend keeps none)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSeries:
+    """The history of some processes from the stored tables: per grid point, the sums of
+    the matching rows of one stored table (``count``: how many rows matched; 0 = the
+    table was stored and nothing matched; ``None`` everywhere = no table stored)."""
+
+    step_seconds: float
+    timestamps: list[float]
+    fields: dict[str, list[float | None]]
+    """``cpu_percent``, ``memory_percent``, ``rss_bytes``, ``count``."""
+    tables_parsed: int
+    """Stored tables whose JSON rows were parsed for the answer (the cost): the open
+    window's picked tables, plus every table of a window that has no per-name sums."""
+
+
+@runtime_checkable
+class ProcessHistoryQuery(Protocol):
+    """A store that can answer the history of processes by name or pid (SQLite)."""
+
+    def process_history(
+        self,
+        start: float,
+        end: float,
+        max_points: int,
+        name: str | None = None,
+        pid: int | None = None,
+    ) -> ProcessSeries:
+        """Grid ``floor(start / step) * step`` .. ``end``, ``step`` a multiple of the
+        table interval with at most ``max_points`` points; per point the first stored
+        table in it. Exactly one of ``name`` (exact process name) and ``pid``."""
         ...
 
 

@@ -18,6 +18,13 @@ Tables (version 1):
 * ``rollup_state``: per rollup tier, ``done_until``: every bucket that starts before it
   has been computed. It is written in the transaction that writes those buckets, which
   is what makes rollups idempotent across restarts and crashes.
+
+Version 2:
+
+* ``proc_name``: per closed process window and process name, the per-table sums of the
+  rows with that name (written with the window's ``proc_chunk``; name ``''`` lists every
+  table of the window), so the history of one name reads a few small rows instead of
+  decoding every window's tables. Deleted with their ``proc_chunk`` row (trigger).
 """
 
 from __future__ import annotations
@@ -63,6 +70,20 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             """CREATE TABLE rollup_state (
                 tier INTEGER PRIMARY KEY,
                 done_until REAL NOT NULL)""",
+        ),
+    ),
+    (
+        2,
+        "per-name sums of each closed process window (process history by name)",
+        (
+            """CREATE TABLE proc_name (
+                name TEXT NOT NULL,
+                start REAL NOT NULL,
+                data BLOB NOT NULL,
+                PRIMARY KEY (name, start)) WITHOUT ROWID""",
+            "CREATE INDEX proc_name_start ON proc_name (start)",
+            """CREATE TRIGGER proc_chunk_gone AFTER DELETE ON proc_chunk BEGIN
+                DELETE FROM proc_name WHERE start = OLD.start; END""",
         ),
     ),
 ]

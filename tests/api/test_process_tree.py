@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import httpx
+import pytest
 
 from sysmon.api.routes.processes import parents, process_tree
 from sysmon.clock import FakeClock

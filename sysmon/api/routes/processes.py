@@ -15,6 +15,10 @@ what the whole pool uses, and a root is never shown without its subtree. ``ppid`
 cycles cannot happen in one listing, but rows come from separate reads (and stored
 tables of older versions have no ``ppid``), so the tree is built defensively: a cycle is
 broken at its lowest pid, which becomes a root; a row without ``ppid`` is a root.
+
+History (``/processes/history?name=postgres`` or ``?pid=``): from the stored tables
+(one every ``retention.processes_every``), per grid point the sums of the matching
+rows of the first table stored in it; see ``ProcessHistoryQuery``.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from sysmon.api.deps import FeedDep, StoreDep, StoreReadsDep
-from sysmon.api.errors import unprocessable
+from sysmon.api.deps import ClockDep, FeedDep, SettingsDep, StoreDep, StoreReadsDep
+from sysmon.api.errors import query_instant, unprocessable
 from sysmon.api.feed import sees_command_lines
 from sysmon.api.schemas import ProcessesResponse
+from sysmon.storage.base import ProcessHistoryQuery
 from sysmon.timeparse import parse_instant
 
 router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
@@ -94,6 +99,69 @@ async def processes(
 
 def _number(value: object) -> float:
     return float(value) if isinstance(value, int | float) else -1.0
+
+
+HISTORY_MAX_POINTS = 500
+"""Default points of a process history answer (each point reads at most one table)."""
+INTEGER_FIELDS = frozenset({"rss_bytes", "count"})
+
+
+@router.get(
+    "/processes/history",
+    responses={
+        404: {"description": "The store keeps no process tables"},
+        422: {"description": "Bad or missing name/pid, start, end, max_points"},
+    },
+    summary="CPU, memory and count of some processes over time, from the stored tables",
+)
+async def process_history(
+    store: StoreDep,
+    reads: StoreReadsDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    name: Annotated[
+        str | None, Query(min_length=1, description="Process name (exact match)")
+    ] = None,
+    pid: Annotated[int | None, Query(ge=0, description="Process id, instead of name")] = None,
+    start: Annotated[
+        str | None, Query(description="Epoch seconds or ISO 8601; default end - 1 h")
+    ] = None,
+    end: Annotated[str | None, Query(description="Epoch seconds or ISO 8601; default now")] = None,
+    max_points: Annotated[
+        int, Query(ge=2, le=2000, description="Upper bound on returned points")
+    ] = HISTORY_MAX_POINTS,
+) -> Response:
+    """Per point: ``cpu_percent``, ``memory_percent``, ``rss_bytes`` summed over the
+    matching rows and their ``count`` (0: a table was stored, nothing matched; null: no
+    table stored in that step). Only the top-N rows are stored, so a process that was
+    not among them counts as absent."""
+    if (name is None) == (pid is None):
+        raise unprocessable("query", "name", "give exactly one of name and pid")
+    if not store.capabilities().process_tables or not isinstance(store, ProcessHistoryQuery):
+        return JSONResponse(
+            status_code=404,
+            content={"detail": f"the {store.capabilities().backend} store keeps no process tables"},
+        )
+    t_end = query_instant("end", end, clock.time())
+    t_start = query_instant("start", start, t_end - settings.api.default_range_seconds)
+    if t_start > t_end:
+        raise unprocessable("query", "start", "start must not be after end")
+    found = await reads.run(store.process_history, t_start, t_end, max_points, name, pid)
+    return JSONResponse(
+        {
+            "name": name,
+            "pid": pid,
+            "start": t_start,
+            "end": t_end,
+            "step_seconds": found.step_seconds,
+            "timestamps": found.timestamps,
+            "fields": {
+                k: [v if v is None or k not in INTEGER_FIELDS else round(v) for v in values]
+                for k, values in found.fields.items()
+            },
+            "tables_parsed": found.tables_parsed,
+        }
+    )
 
 
 def parents(rows: Sequence[Mapping[str, object]]) -> dict[int, int]:

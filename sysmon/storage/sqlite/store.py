@@ -31,6 +31,7 @@ from sysmon.storage.base import (
     Capabilities,
     HostSeen,
     NativeResolution,
+    ProcessSeries,
     RangeQuery,
     SeriesResult,
     StoreStats,
@@ -306,6 +307,18 @@ class SQLiteStore:
         """The stored table at or before ``at``, at most ``2 x max(interval, every)`` old."""
         with storage_errors("process history query failed"), self._pool.reading() as conn:
             return self._processes.query(conn, at)
+
+    def process_history(
+        self,
+        start: float,
+        end: float,
+        max_points: int,
+        name: str | None = None,
+        pid: int | None = None,
+    ) -> ProcessSeries:
+        """``ProcessHistoryQuery``: sums of the matching rows per stored table (processes.py)."""
+        with storage_errors("process history query failed"), self._pool.reading() as conn:
+            return self._processes.history(conn, start, end, max_points, name, pid)
 
     # ------------------------------------------------------------------ health
     def ping(self) -> bool:
