@@ -24,7 +24,7 @@
 import { API, LiveStream, getJSON } from './api.js';
 import { renderCards, renderHeader, renderSystem } from './cards.js';
 import {
-  buildChart, chartById, redefineChart, redrawDirty, registerChart, setChartPlugins,
+  buildChart, chartById, plotWidth, redefineChart, redrawDirty, registerChart, setChartPlugins,
 } from './charts.js';
 import { initExport } from './export.js';
 import { isNum } from './format.js';
@@ -217,7 +217,9 @@ async function init() {
   let history = Promise.resolve();
   if (charting) {
     history = loadHistory();
-    for (const def of mainDefs()) if (def.series.length) buildChart(chartById(def.id));
+    const first = mainDefs().filter((def) => def.series.length).map((def) => chartById(def.id));
+    const widths = first.map(plotWidth); // one layout for all of them
+    first.forEach((c, i) => buildChart(c, widths[i]));
   }
   const [sys, current] = await Promise.all([sysP, currentP]);
   if (current && !state.latest) onSnapshot(current);

@@ -189,6 +189,10 @@ function addCsvLink(c) {
   cap.appendChild(a);
 }
 
+export function plotWidth(c) {
+  return Math.max(c.fig.querySelector('.plot').clientWidth, 200);
+}
+
 export function registerChart(def, fig) {
   const c = {
     def, fig, u: null, data: emptyData(def), dirty: false, gen: -1, loading: false, offScreen: false,
@@ -206,11 +210,13 @@ export function removeChart(c) {
   c.fig.remove();
 }
 
-export function buildChart(c) {
+/* measured: the plot's width when the caller measured several plots at once (reading
+ * clientWidth after another chart was built forces a layout of the page each time). */
+export function buildChart(c, measured = null) {
   const plot = c.fig.querySelector('.plot');
   if (c.u) c.u.destroy();
   plot.replaceChildren();
-  const width = Math.max(plot.clientWidth, 200);
+  const width = measured === null ? Math.max(plot.clientWidth, 200) : measured;
   c.u = new uPlot(chartOptions(c.def, width), c.data, plot);
   observeResize(plot);
   return c;
