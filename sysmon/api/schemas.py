@@ -50,6 +50,11 @@ class SeriesResponse(BaseModel):
     resolution: str = Field(description="Tier the answer came from: raw, 1m, 5m, 1h")
     agg: str = Field(description="Aggregate used inside each bucket: mean, min, max")
     step_seconds: float
+    partial_from: float | None = Field(
+        default=None,
+        description="First timestamp whose bucket is partial (computed from finer data, "
+        "not yet rolled up); null = every bucket final",
+    )
     timestamps: list[float] = Field(description="Bucket start times, UTC epoch seconds")
     fields: dict[str, list[float | None]] = Field(
         description="Values per field; null = gap. Fields the catalog marks integer are "

@@ -223,3 +223,28 @@ def test_openapi_and_docs(client: httpx.Client) -> None:
     ):
         assert path in spec["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_coarse_view_of_a_fresh_install_shows_the_partial_bucket(
+    client: httpx.Client, server: Stack, clock: FakeClock
+) -> None:
+    """A new install's 1 h view is not ``[null, null]``: the current hour's bucket comes
+    from the raw ticks (max of what was collected) and is marked ``partial_from``."""
+    tick(server, clock, 5)
+    raw = client.get(
+        "/api/v1/metrics/cpu", params={"start": START, "end": START + 4, "resolution": "raw"}
+    ).json()
+    r = client.get(
+        "/api/v1/metrics/cpu",
+        params={"start": START - 3600, "end": START + 4, "resolution": "1h", "agg": "max"},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    hour = START - START % 3600
+    assert body["partial_from"] == hour
+    values = dict(zip(body["timestamps"], body["fields"]["percent"], strict=True))
+    assert values[hour] == max(v for v in raw["fields"]["percent"] if v is not None)
+    final = client.get(
+        "/api/v1/metrics/cpu", params={"start": START, "end": START + 4, "resolution": "raw"}
+    ).json()
+    assert final["partial_from"] is None  # raw is never partial

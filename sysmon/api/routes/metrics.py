@@ -174,6 +174,7 @@ async def metric_range(
             "resolution": result.resolution,
             "agg": result.agg,
             "step_seconds": result.step_seconds,
+            "partial_from": result.partial_from,
             "timestamps": result.timestamps,
             "fields": integral_fields(result.fields, integers) if integers else result.fields,
             "units": {f: units.get(f, "") for f in result.fields},
