@@ -115,6 +115,11 @@ class HealthResponse(BaseModel):
     collectors: dict[str, CollectorHealth]
     collector_errors: dict[str, str] = Field(description="Collectors that failed the last tick")
     live_clients: int
+    forward: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Each forward: remote's queue (queued ticks and bytes, oldest age, "
+        "drops, last error, last send); empty without remotes",
+    )
 
 
 class SystemResponse(BaseModel):
