@@ -220,7 +220,6 @@ class LoggingConfig(BaseModel):
         default="INFO",
         description="sysmon's own log level; other libraries log warnings and errors only",
     )
-
     file: str | None = Field(
         default=None,
         description="Also write JSON lines (one per record, access log included) to this "
@@ -267,9 +266,9 @@ class Settings(BaseSettings):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    tasks: TasksConfig = Field(default_factory=TasksConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
-    tasks: TasksConfig = Field(default_factory=TasksConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -386,8 +385,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), "top level must be a mapping of sections")
     _refuse_inline_secrets(data)
     refuse_inline_password(data)
-    refuse_inline_redis_password(data)
     refuse_inline_broker_password(data)
+    refuse_inline_redis_password(data)
     return data
 
 

@@ -133,8 +133,12 @@ def create_app(
         app.state.feed = feed
         app.state.subscriber = subscriber
         app.state.supervisor = supervisor
+        # The agent's write generation says when SQLite changed; a remote backend is also
+        # written by other agents and by replays, which no generation here sees: no cache.
+        own_writer = the_settings.database.backend == "sqlite"
         app.state.range_cache = ResponseCache(
-            lambda: feed.generation, max_bytes=the_settings.server.limits.cache_max_bytes
+            lambda: feed.generation,
+            max_bytes=the_settings.server.limits.cache_max_bytes if own_writer else 0,
         )
         app.state.alerts = alerts
         app.state.started = the_clock.monotonic()
@@ -177,8 +181,8 @@ def create_app(
     install_rate_limits(app, the_settings)
     install_http_security(app, the_settings)
     install_limits(app, the_settings.server.limits)  # outermost: bodies checked first
-    install_metrics(app)  # around everything: times refused requests and cache hits too
     install_request_log(app, the_settings)  # around everything: times and ids all answers
+    install_metrics(app)  # around everything: times refused requests and cache hits too
     install_tracing(app, the_settings)  # outermost; only with telemetry.otlp_endpoint
     app.include_router(api_router)
     app.include_router(docs_routes.router)

@@ -28,7 +28,7 @@ from sysmon.config import Settings, load_settings
 from sysmon.main import create_app
 from sysmon.models import Labels, Snapshot
 from sysmon.storage.victoria import VictoriaStore
-from tests.storage.helpers import T0
+from tests.storage.helpers import T0, cpu
 from tests.support.server import serve
 from tests.support.stack import Stack, short_socket
 from tests.support.victoria import VictoriaServer, victoria_server
@@ -191,3 +191,39 @@ def test_a_down_server_shows_in_health_and_ticks_are_replayed(
 
 def _restart(vm: VictoriaServer) -> None:
     vm.start()  # same port and data directory
+
+
+def test_answers_are_not_cached_when_others_write_the_backend(tmp_path: Path) -> None:
+    """Other agents and replays write a remote backend without this server's agent
+    knowing: the same fixed-range URL must show what arrived since (no response cache)."""
+    clock = FakeClock(T0 + 3 * 3600.0)
+    with victoria_server(tmp_path / "vm") as vm:
+        settings = load_settings(
+            None,
+            database={
+                "path": str(tmp_path / "sysmon.db"),
+                "backend": "victoriametrics",
+                "url": vm.url,
+            },
+        )
+        with (
+            victoria_stack(settings, clock, vm.url) as running,
+            httpx.Client(base_url=running.base_url, timeout=10) as client,
+        ):
+            ticks = running.tick(2)
+            vm.flush()
+            start = ticks[0].timestamp
+            params = {"start": start, "end": start + 9, "resolution": "raw"}
+
+            def points() -> int:
+                body = client.get("/api/v1/metrics/cpu", params=params).json()
+                return sum(v is not None for v in body["fields"]["percent"])
+
+            before = points()
+            assert points() == before  # asked twice, nothing new
+            # A replay (another writer) fills later slots; our agent ticks no more.
+            other = VictoriaStore(vm.url, clock=clock, host=HOST, interval_seconds=1)
+            other.open()
+            other.write_many([cpu(start + k, 50.0 + k) for k in range(4, 8)])
+            vm.flush()
+            assert points() == before + 4
