@@ -22,6 +22,11 @@ them (a host that just appeared is not refused).
 
 Live data (``/api/v1/metrics/current``, ``/api/v1/stream``) is not per host: it is the
 tick of the agent this server follows. History is per host.
+
+``default_host`` names the host a range request without ``host=`` reads (this server's
+``agent.host``): the dashboard's host picker marks it "this server" and sends no
+``host=`` for it. ``/api/v1/system``'s ``hostname`` is the machine's name, which differs
+once ``agent.host`` is set.
 """
 
 from __future__ import annotations
@@ -57,6 +62,9 @@ class HostsResponse(BaseModel):
     down_after_seconds: float = Field(
         description="A host whose newest sample is older than this is down"
     )
+    default_host: str = Field(
+        description="The host a range request without host= reads (this server's agent.host)"
+    )
 
 
 def down_after_seconds(interval_seconds: float) -> float:
@@ -88,7 +96,11 @@ async def hosts(
 ) -> HostsResponse:
     seen = await reads.run(store.hosts)
     limit = down_after_seconds(settings.collection.interval_seconds)
-    return HostsResponse(hosts=host_entries(seen, clock.time(), limit), down_after_seconds=limit)
+    return HostsResponse(
+        hosts=host_entries(seen, clock.time(), limit),
+        down_after_seconds=limit,
+        default_host=settings.agent.host_name,
+    )
 
 
 async def host_names(request: Request, store: StoreDep, reads: StoreReadsDep) -> list[str]:

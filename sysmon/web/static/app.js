@@ -13,6 +13,7 @@
  *   zoom.js      zoom and pan shared by every chart
  *   export.js    CSV of a chart's visible range
  *   sections.js  per-device sections from the metric catalog
+ *   hosts.js     the host picker (a store shared by several agents): whose history
  *
  * Data flow: one EventSource pushes a snapshot per collection tick. Each snapshot updates
  * the cards and the process table, and in Live appends one point to every loaded chart.
@@ -29,12 +30,14 @@ import {
 import { initExport } from './export.js';
 import { isNum } from './format.js';
 import { appendSnapshot, ensureLoaded, loadHistory } from './history.js';
+import { initHosts, loadHosts, updateHostNote } from './hosts.js';
 import { initProcesses, updateProcesses } from './processes.js';
 import { $, RANGES, rememberSnapshot, state } from './state.js';
 import { applyZoom, initZoom, zoomPlugin } from './zoom.js';
 
 const ALERTS_REFRESH_MS = 30000;
 const HISTORY_REFRESH_MS = 60000;
+const HOSTS_REFRESH_MS = 30000; // up/down marks of the host picker
 
 // Not needed for the first chart, so not on its critical path: every extra file a cold
 // load must fetch before this module runs costs a round trip to a busy server.
@@ -141,7 +144,18 @@ function setRange(range) {
     btn.setAttribute('aria-pressed', String(btn.dataset.range === range));
   }
   applyZoom(null);
+  updateHostNote();
   loadHistory();
+}
+
+// Another host picked (hosts.js explains the choices). In Live the charts follow this
+// server's stream, which cannot show another host: go to the last hour of that host
+// rather than leave the charts unchanged under its name. Otherwise reload the range
+// (the zoom stays: the same stretch of time on another host).
+function onHostChange(host) {
+  if (host && state.range === 'live') { setRange('1h'); return; }
+  updateHostNote();
+  if (state.range !== 'live') loadHistory();
 }
 
 async function loadSystem() {
@@ -149,6 +163,9 @@ async function loadSystem() {
     const sys = await getJSON(`${API}/system`);
     state.system = sys;
     state.thresholds = sys.thresholds || {};
+    // Until /api/v1/hosts names the default host (hosts.js), which wins: this is the
+    // machine's name, not agent.host.
+    if (!state.hosts) state.localHost = typeof sys.hostname === 'string' ? sys.hostname : '';
     renderSystem(sys);
     return sys;
   } catch (err) {
@@ -171,6 +188,7 @@ function onReconnected() {
   loadMe();
   alerts().then((m) => { m.resetAlerts(); m.loadAlerts(); });
   refreshSections();
+  loadHosts();
   if (state.range === 'live') loadHistory();
 }
 
@@ -187,6 +205,7 @@ async function init() {
   initZoom();
   initExport();
   initProcesses();
+  initHosts(onHostChange);
   account().then((m) => m.initAccount());
   for (const btn of document.querySelectorAll('.ranges button')) {
     btn.addEventListener('click', () => setRange(btn.dataset.range));
@@ -225,6 +244,7 @@ async function init() {
   if (current && !state.latest) onSnapshot(current);
   state.cores = coresFrom(sys, state.latest || current);
   if (sys) renderSystem(sys);
+  loadHosts(); // after /system: the picker marks this server's own host
   if (charting) {
     const cores = chartById('cores');
     redefineChart(cores, coresDef());
@@ -241,6 +261,9 @@ async function init() {
     if (document.hidden || !stream.connected) return;
     alerts().then((m) => { if (m.alertsAvailable()) m.loadAlerts(); });
   }, ALERTS_REFRESH_MS);
+  window.setInterval(() => {
+    if (!document.hidden && stream.connected) loadHosts();
+  }, HOSTS_REFRESH_MS);
   // Fixed ranges are not fed by the stream; refresh them gently while visible.
   window.setInterval(() => {
     if (!document.hidden && state.range !== 'live' && stream.connected) loadHistory();

@@ -1,7 +1,8 @@
 /* CSV export of what a chart shows: the points inside its visible x range (the zoom, the
  * live window or the whole range), one row per timestamp, through a Blob URL on the
  * chart's "CSV" link. The file name says what and when:
- * sysmon_<chart>_<range>_<start>_<end>.csv with UTC times.
+ * sysmon_<chart>_<range>_<start>_<end>.csv with UTC times; when the store holds several
+ * hosts, sysmon_<host>_<chart>_... names the host whose data the chart shows.
  *
  * Columns: timestamp (epoch seconds, as the API gives them), time_utc (ISO 8601), then one
  * column per series named like alert rules name fields, metric.field, plus {key=value}
@@ -9,6 +10,7 @@
 
 import { chartById } from './charts.js';
 import { isNum } from './format.js';
+import { shownHost } from './hosts.js';
 import { state } from './state.js';
 
 function cell(text) {
@@ -47,7 +49,9 @@ export function fileName(c) {
   const [min, max] = visibleRange(c);
   const what = c.def.id.replace(/[^A-Za-z0-9_.-]+/g, '-');
   const range = state.zoom ? `${state.range}-zoom` : state.range;
-  return `sysmon_${what}_${range}_${stamp(min)}_${stamp(max)}.csv`;
+  const host = shownHost();
+  const who = host ? `${host.replace(/[^A-Za-z0-9_.-]+/g, '-')}_` : '';
+  return `sysmon_${who}${what}_${range}_${stamp(min)}_${stamp(max)}.csv`;
 }
 
 let lastUrl = null;

@@ -11,6 +11,7 @@
 import { API, getJSON, mapLimit } from './api.js';
 import { allCharts, drawChart, emptyData, refreshX } from './charts.js';
 import { isNum, num } from './format.js';
+import { historyHost } from './hosts.js';
 import { $, LIVE_WINDOW, RANGES, nowServer, state } from './state.js';
 
 // One window per history generation, so charts activated later in a fixed range ask for
@@ -41,6 +42,10 @@ function currentWindow() {
 function fetchGroup(g, win) {
   let q = `start=${win.start.toFixed(3)}&end=${win.end.toFixed(3)}&resolution=auto`;
   if (g.sel) q += `&${g.sel[0]}=${encodeURIComponent(g.sel[1])}`;
+  // Another host's history (hosts.js); a device that host lacks answers 422 and its
+  // chart stays empty.
+  const host = historyHost();
+  if (host) q += `&host=${encodeURIComponent(host)}`;
   return getJSON(`${API}/metrics/${encodeURIComponent(g.metric)}?${q}`);
 }
 

@@ -21,6 +21,12 @@ export const state = {
   historyGen: 0, // bumped by every range change; late answers of an older one are dropped
   zoom: null, // {min, max} in epoch seconds, shared by every chart; null = whole range
   firstChartMarked: false,
+  // Hosts (hosts.js): the store's hosts when it holds several (else null: no picker),
+  // the picked one for history (null: this server's own, no host= sent) and this
+  // server's host name (from /api/v1/system).
+  hosts: null,
+  host: null,
+  localHost: '',
 };
 
 export const $ = (sel, root = document) => root.querySelector(sel);
