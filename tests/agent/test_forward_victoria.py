@@ -53,13 +53,16 @@ def columns(store: TimeSeriesStore, metric: str, start: float, end: float) -> di
 
 
 def assert_same_series(local: dict[str, Any], remote: dict[str, Any]) -> None:
-    """Same slots, same gaps, same values to VictoriaMetrics' ~12 decimal digits."""
+    """Same slots, same gaps, same values to VictoriaMetrics' ~12 decimal digits (its
+    decimal scale is shared by a block, so relative to the column's largest value)."""
     assert remote["timestamps"] == local["timestamps"]
     assert sorted(remote) == sorted(local)
     for name, column in local.items():
         assert [v is None for v in remote[name]] == [v is None for v in column], name
+        scale = max((abs(v) for v in column if v is not None), default=0.0)
         for got, want in zip(remote[name], column, strict=True):
-            assert got == want or math.isclose(got, want, rel_tol=1e-11), (name, got, want)
+            close = math.isclose(got, want, rel_tol=1e-11, abs_tol=scale * 1e-11)
+            assert got == want or close, (name, got, want)
 
 
 def remote_store(vm: VictoriaServer) -> VictoriaStore:
