@@ -61,8 +61,9 @@ def assert_same_series(local: dict[str, Any], remote: dict[str, Any]) -> None:
         assert [v is None for v in remote[name]] == [v is None for v in column], name
         scale = max((abs(v) for v in column if v is not None), default=0.0)
         for got, want in zip(remote[name], column, strict=True):
-            close = math.isclose(got, want, rel_tol=1e-11, abs_tol=scale * 1e-11)
-            assert got == want or close, (name, got, want)
+            if got == want:
+                continue
+            assert math.isclose(got, want, rel_tol=1e-11, abs_tol=scale * 1e-11), (name, got, want)
 
 
 def remote_store(vm: VictoriaServer) -> VictoriaStore:
