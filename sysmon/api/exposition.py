@@ -14,6 +14,9 @@ node_exporter exposes a counter (``_total``) and sysmon only keeps the per-secon
 collector derived, the family is a ``sysmon_``-prefixed gauge with ``_per_second`` in its
 name: a rate passed off as a counter would make ``rate()`` silently wrong. Shares in
 percent become ratios (0-1), MHz becomes hertz: base units, as Prometheus expects.
+node_exporter's camelCase names (``node_memory_MemTotal_bytes``, ``MemAvailable``,
+``SwapTotal``, ``node_netstat_Tcp_CurrEstab``) fail ``promtool check metrics``' lint, so
+those four are ``sysmon_*`` snake_case names here and the exposition lints clean.
 
 Host metrics: every family is a gauge; ``sysmon field`` is the ``/current`` field (the
 ``core``/``device``/``mount``/``interface`` series become the ``cpu``/``device``/
@@ -30,10 +33,10 @@ sysmon_cpu_core_usage_ratio{cpu}              cpu core=N percent (/100)
 sysmon_context_switches_per_second            cpu ctx_switches_per_sec
 sysmon_interrupts_per_second                  cpu interrupts_per_sec
 sysmon_cpu_frequency_hertz                    cpu freq_mhz (x1e6)
-node_memory_MemTotal_bytes                    memory total_bytes
-node_memory_MemAvailable_bytes                memory available_bytes
+sysmon_memory_total_bytes                    memory total_bytes
+sysmon_memory_available_bytes                memory available_bytes
 node_memory_Buffers_bytes                     memory buffers_bytes
-node_memory_SwapTotal_bytes                   memory swap_total_bytes
+sysmon_memory_swap_total_bytes                   memory swap_total_bytes
 sysmon_memory_cached_bytes                    memory cached_bytes
 sysmon_memory_used_bytes                      memory used_bytes
 sysmon_memory_usage_ratio                     memory percent (/100)
@@ -68,7 +71,7 @@ node_filefd_maximum                           files max
 sysmon_files_usage_ratio                      files percent (/100)
 node_sockstat_sockets_used                    sockets count
 sysmon_sockets_in_use{protocol}               sockets protocol=P count
-node_netstat_Tcp_CurrEstab                    sockets tcp_established
+sysmon_tcp_established_connections                    sockets tcp_established
 node_sockstat_TCP_tw                          sockets tcp_time_wait
 node_sockstat_TCP_orphan                      sockets tcp_orphan
 node_tcp_connection_states{state}             sockets state=S tcp_sockets
@@ -210,14 +213,15 @@ FAMILIES: tuple[Family, ...] = (
          "Hardware interrupts per second over the last collection interval."),
     _one("sysmon_cpu_frequency_hertz", "cpu", TOTAL, "freq_mhz",
          "Current CPU frequency (psutil's host-wide value; absent in most VMs).", 1e6),
-    _one("node_memory_MemTotal_bytes", "memory", TOTAL, "total_bytes",
-         "Memory information field MemTotal_bytes."),
-    _one("node_memory_MemAvailable_bytes", "memory", TOTAL, "available_bytes",
-         "Memory information field MemAvailable_bytes."),
+    _one("sysmon_memory_total_bytes", "memory", TOTAL, "total_bytes",
+         "Total usable memory (MemTotal; node_exporter: node_memory_MemTotal_bytes)."),
+    _one("sysmon_memory_available_bytes", "memory", TOTAL, "available_bytes",
+         "Memory available without swapping (MemAvailable; node_exporter: "
+         "node_memory_MemAvailable_bytes)."),
     _one("node_memory_Buffers_bytes", "memory", TOTAL, "buffers_bytes",
          "Memory information field Buffers_bytes."),
-    _one("node_memory_SwapTotal_bytes", "memory", TOTAL, "swap_total_bytes",
-         "Memory information field SwapTotal_bytes."),
+    _one("sysmon_memory_swap_total_bytes", "memory", TOTAL, "swap_total_bytes",
+         "Total swap (SwapTotal; node_exporter: node_memory_SwapTotal_bytes)."),
     _one("sysmon_memory_cached_bytes", "memory", TOTAL, "cached_bytes",
          "Page cache (psutil: Cached + SReclaimable on Linux)."),
     _one("sysmon_memory_used_bytes", "memory", TOTAL, "used_bytes",
@@ -284,8 +288,9 @@ FAMILIES: tuple[Family, ...] = (
          "Number of IPv4 sockets in use."),
     _one("sysmon_sockets_in_use", "sockets", "protocol", "count",
          "Sockets in use by protocol (sockstat inuse; unix from /proc/net/protocols)."),
-    _one("node_netstat_Tcp_CurrEstab", "sockets", TOTAL, "tcp_established",
-         "Statistic TcpCurrEstab."),
+    _one("sysmon_tcp_established_connections", "sockets", TOTAL, "tcp_established",
+         "TCP connections ESTABLISHED or CLOSE_WAIT (snmp CurrEstab; node_exporter: "
+         "node_netstat_Tcp_CurrEstab)."),
     _one("node_sockstat_TCP_tw", "sockets", TOTAL, "tcp_time_wait",
          "Number of TCP sockets in state tw."),
     _one("node_sockstat_TCP_orphan", "sockets", TOTAL, "tcp_orphan",

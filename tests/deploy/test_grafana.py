@@ -70,8 +70,8 @@ def metric_names(expr: str) -> set[str]:
             'sum by (host, mode) (sysmon_cpu_mode_ratio{host=~"$host", mode!="idle"})',
             {"sysmon_cpu_mode_ratio"},
         ),
-        ("node_memory_MemTotal_bytes - node_memory_MemAvailable_bytes", {
-            "node_memory_MemTotal_bytes", "node_memory_MemAvailable_bytes"}),
+        ("sysmon_memory_total_bytes - sysmon_memory_available_bytes", {
+            "sysmon_memory_total_bytes", "sysmon_memory_available_bytes"}),
         (
             "histogram_quantile(0.99, sum by (le) (rate(x_seconds_bucket{a=\"b(c)\"}[5m])))",
             {"x_seconds_bucket"},

@@ -107,7 +107,7 @@ def test_prometheus_scrapes_with_an_api_key_and_stores_the_served_values(tmp_pat
                 assert _wait_for(prom, 'up{job="sysmon"}', deadline, log) == 1.0
                 checks = {
                     "node_load1": ("node_load1", ()),
-                    "node_memory_MemAvailable_bytes": ("node_memory_MemAvailable_bytes", ()),
+                    "sysmon_memory_available_bytes": ("sysmon_memory_available_bytes", ()),
                     'node_filesystem_size_bytes{mountpoint="/"}': (
                         "node_filesystem_size_bytes",
                         (("mountpoint", "/"),),
