@@ -42,6 +42,7 @@ pytestmark = pytest.mark.browser
 LOCAL = "alpha"
 BETA = "beta"
 BETA_LAG = 130.0  # seconds: "down 2 min"
+BETA_NIC = "beta0"  # an interface only beta has
 CHARTS = ["chart-cpu", "chart-memory", "chart-load"]
 HISTORY = re.compile(r"/api/v1/metrics/(?!current|processes)[a-z_]+\?")
 
@@ -59,12 +60,23 @@ class TwoHostStore(SQLiteStore):
     def query(self, q: RangeQuery) -> SeriesResult:
         if q.host != BETA:
             return super().query(q)
-        res = super().query(replace(q, host=None, start=q.start + BETA_LAG, end=q.end + BETA_LAG))
+        shifted = replace(q, host=None, start=q.start + BETA_LAG, end=q.end + BETA_LAG)
+        res = super().query(self._beta_labels(shifted))
         back = None if res.partial_from is None else res.partial_from - BETA_LAG
         return replace(res, timestamps=[t - BETA_LAG for t in res.timestamps], partial_from=back)
 
     def series(self, metric: str, host: str | None = None) -> Sequence[Any]:
-        return super().series(metric, None if host == BETA else host)
+        own = super().series(metric, None if host == BETA else host)
+        if host == BETA and metric == "network":
+            return [*own, (("interface", BETA_NIC),)]  # a device only beta has
+        return own
+
+    def _beta_labels(self, q: RangeQuery) -> RangeQuery:
+        """Beta's own interface reads this host's first one (any data will do)."""
+        if q.labels != (("interface", BETA_NIC),):
+            return q
+        nic = next(v for labels in super().series("network") for k, v in labels)
+        return replace(q, labels=(("interface", nic),))
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +225,8 @@ def test_picking_beta_sends_host_on_every_history_request(
     page.select_option("#host-picker", LOCAL)
     assert page.is_hidden("#host-note")
     mark = len(requests)
-    page.click(".ranges button[data-range='1h']")
+    with page.expect_response(lambda r: "/api/v1/metrics/cpu?" in r.url):
+        page.click(".ranges button[data-range='1h']")
     page.wait_for_function("() => Number(document.getElementById('chart-cpu').dataset.points) > 0")
     again = _history(requests, mark)
     assert again and not [u for u in again if "host=" in u], again
@@ -347,3 +360,26 @@ def test_tree_nests_children_under_their_parent_and_folds(
     )
     assert page.inner_text("#procs-count").endswith("by CPU")
     assert watch.page_errors == [] and watch.bad_responses == []
+
+
+def test_another_hosts_sections_are_its_own_devices(
+    page_watch: tuple[Any, PageWatch, list[str]], two_hosts: str
+) -> None:
+    """Picking beta plans the per-device sections from beta's own series (its
+    ``beta0`` interface appears), and going back to this host takes it away."""
+    page, watch, _ = page_watch
+    watch.attach(page, two_hosts)
+    _open(page, two_hosts)
+    page.wait_for_selector("#hosts:not([hidden])")
+    beta_chart = f"#sections figure.chart[id*='{BETA_NIC}']"
+    assert page.locator(beta_chart).count() == 0
+    with page.expect_response(lambda r: f"/api/v1/hosts/{BETA}/series" in r.url) as info:
+        page.select_option("#host-picker", BETA)
+    answer = info.value.json()
+    assert BETA_NIC in answer["metrics"]["network"]["interface"]
+    page.wait_for_selector(beta_chart, state="attached")
+    with page.expect_request(lambda r: f"interface={BETA_NIC}" in r.url and "host=beta" in r.url):
+        page.locator(beta_chart).first.scroll_into_view_if_needed()
+    page.select_option("#host-picker", LOCAL)
+    page.wait_for_selector(beta_chart, state="detached")
+    assert watch.page_errors == [] and watch.bad_responses == [], watch

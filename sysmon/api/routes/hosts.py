@@ -122,3 +122,33 @@ async def check_host(request: Request, store: StoreDep, reads: StoreReadsDep, ho
     names = await host_names(request, store, reads)
     if host not in names:
         raise unprocessable("query", "host", f"unknown host {host!r}; known: {names}")
+
+
+@router.get(
+    "/hosts/{host}/series",
+    summary="Which series one host has: per metric, its label values (devices, mounts, ...)",
+    responses={422: {"description": "Unknown host"}},
+)
+async def host_series(
+    request: Request, host: str, store: StoreDep, reads: StoreReadsDep
+) -> dict[str, object]:
+    """Shaped like ``/metrics/current``'s ``metrics`` without values (``{"disk": {"total":
+    {}, "device": {"sda": {}}, "mount": {"/": {}}}}``), so the dashboard plans another
+    host's per-device sections from that host's own devices, not this server's."""
+    await check_host(request, store, reads, host)
+    catalog = request.app.state.catalog
+    metrics: dict[str, dict[str, dict[str, object]]] = {}
+    for name in catalog.names():
+        if name == "processes":
+            continue
+        labelled = await reads.run(store.series, name, host)
+        if not labelled:
+            continue
+        groups: dict[str, dict[str, object]] = {}
+        for labels in labelled:
+            if not labels:
+                groups.setdefault("total", {})
+            for key, value in labels:
+                groups.setdefault(key, {})[value] = {}
+        metrics[name] = groups
+    return {"host": host, "metrics": metrics}

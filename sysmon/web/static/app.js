@@ -30,7 +30,7 @@ import {
 import { initExport } from './export.js';
 import { isNum } from './format.js';
 import { appendSnapshot, ensureLoaded, loadHistory } from './history.js';
-import { initHosts, loadHosts, updateHostNote } from './hosts.js';
+import { historyHost, initHosts, loadHosts, updateHostNote } from './hosts.js';
 import { initProcesses, updateProcesses } from './processes.js';
 import { $, RANGES, rememberSnapshot, state } from './state.js';
 import { applyZoom, initZoom, zoomPlugin } from './zoom.js';
@@ -120,7 +120,13 @@ function showChart(c) {
 async function refreshSections() {
   const { loadCatalog, plan, renderSections } = await import('./sections.js');
   const catalog = await loadCatalog();
-  const current = state.latest || (await getJSON(`${API}/metrics/current`).catch(() => null));
+  let current = state.latest || (await getJSON(`${API}/metrics/current`).catch(() => null));
+  // Another host's history: plan its sections from its own devices, not this server's.
+  const host = historyHost();
+  if (host) {
+    const url = `${API}/hosts/${encodeURIComponent(host)}/series`;
+    current = (await getJSON(url).catch(() => null)) || current;
+  }
   const sections = plan(catalog, current);
   renderSections(sections, showChart);
   const nav = $('#jump');
@@ -145,7 +151,10 @@ function setRange(range) {
   }
   applyZoom(null);
   updateHostNote();
-  loadHistory();
+  // Live <-> a range can change whose devices show: re-plan the sections first, so no
+  // chart of the other host's devices asks for history.
+  if (state.hosts) refreshSections().finally(loadHistory);
+  else loadHistory();
 }
 
 // Another host picked (hosts.js explains the choices). In Live the charts follow this
@@ -155,7 +164,7 @@ function setRange(range) {
 function onHostChange(host) {
   if (host && state.range === 'live') { setRange('1h'); return; }
   updateHostNote();
-  if (state.range !== 'live') loadHistory();
+  refreshSections().finally(() => { if (state.range !== 'live') loadHistory(); });
 }
 
 async function loadSystem() {
