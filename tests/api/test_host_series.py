@@ -32,4 +32,4 @@ def test_lists_the_hosts_devices_like_current(
 def test_unknown_host_is_422_naming_host(client: httpx.Client, server: Stack) -> None:
     r = client.get("/api/v1/hosts/nosuchhost/series")
     assert r.status_code == 422
-    assert r.json()["detail"][0]["loc"] == ["query", "host"]
+    assert r.json()["detail"][0]["loc"] == ["path", "host"]

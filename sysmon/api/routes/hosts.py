@@ -113,15 +113,18 @@ async def host_names(request: Request, store: StoreDep, reads: StoreReadsDep) ->
     return names
 
 
-async def check_host(request: Request, store: StoreDep, reads: StoreReadsDep, host: str) -> None:
-    """422 naming ``host`` (and listing the known ones) unless the store holds it."""
+async def check_host(
+    request: Request, store: StoreDep, reads: StoreReadsDep, host: str, where: str = "query"
+) -> None:
+    """422 naming ``host`` (in ``where``: query or path; listing the known ones) unless
+    the store holds it."""
     names = await host_names(request, store, reads)
     if host in names:
         return
     request.app.state.host_names = None  # maybe new since: ask the store itself
     names = await host_names(request, store, reads)
     if host not in names:
-        raise unprocessable("query", "host", f"unknown host {host!r}; known: {names}")
+        raise unprocessable(where, "host", f"unknown host {host!r}; known: {names}")
 
 
 @router.get(
@@ -135,7 +138,7 @@ async def host_series(
     """Shaped like ``/metrics/current``'s ``metrics`` without values (``{"disk": {"total":
     {}, "device": {"sda": {}}, "mount": {"/": {}}}}``), so the dashboard plans another
     host's per-device sections from that host's own devices, not this server's."""
-    await check_host(request, store, reads, host)
+    await check_host(request, store, reads, host, "path")
     catalog = request.app.state.catalog
     metrics: dict[str, dict[str, dict[str, object]]] = {}
     for name in catalog.names():
