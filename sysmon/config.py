@@ -37,11 +37,12 @@ from pydantic_settings.exceptions import SettingsError
 from sysmon.agent.forward_config import ForwardList
 from sysmon.alerts.config import AlertsConfig
 from sysmon.errors import ConfigError
-from sysmon.fanout_config import RedisConfig, refuse_inline_redis_password
-from sysmon.relational.config import RelationalConfig, refuse_inline_password
+from sysmon.fanout_config import RedisConfig
+from sysmon.relational.config import RelationalConfig
+from sysmon.secreturl import refuse_inline_passwords
 from sysmon.security.config import AuthConfig, HttpLimits, HttpSecurityConfig
 from sysmon.storage.config import DatabaseConfig, RetentionConfig
-from sysmon.tasks.config import TasksConfig, refuse_inline_broker_password
+from sysmon.tasks.config import TasksConfig
 from sysmon.telemetry import TelemetryConfig
 
 logger = logging.getLogger(__name__)
@@ -384,9 +385,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(str(path), "top level must be a mapping of sections")
     _refuse_inline_secrets(data)
-    refuse_inline_password(data)
-    refuse_inline_broker_password(data)
-    refuse_inline_redis_password(data)
+    refuse_inline_passwords(data)
     return data
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sysmon.channel import HEADER, MAX_FRAME_BYTES, Frame, TickSubscriber, encode_frame
-from sysmon.fanout_config import safe_url
+from sysmon.secreturl import safe_url
 
 if TYPE_CHECKING:
     from sysmon.api.feed import FrameSource

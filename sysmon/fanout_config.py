@@ -23,15 +23,13 @@ Redis client; ``sysmon.fanout`` does the work.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
-from typing import Any
-from urllib.parse import SplitResult, quote, urlsplit, urlunsplit
+from urllib.parse import urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sysmon.errors import ConfigError
+from sysmon.secreturl import env_password, fill_password, parse_url
 
 SCHEMES = ("redis", "rediss", "unix")
 EXAMPLE = "redis://host:6379/0"
@@ -75,17 +73,8 @@ class RedisConfig(BaseModel):
     def _redis_url(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        try:
-            parts = urlsplit(value.strip())
-            parts.port  # noqa: B018 (raises ValueError on a bad port)
-        except ValueError:
-            raise ValueError(f"not a Redis URL ({EXAMPLE})") from None
-        if parts.scheme not in SCHEMES:
-            raise ValueError(
-                f"scheme {parts.scheme or '(none)'!r} is not supported: use {EXAMPLE} "
-                "(rediss:// for TLS, unix:///path/redis.sock)"
-            )
-        return urlunsplit(parts)
+        hint = "rediss:// for TLS, unix:///path/redis.sock"
+        return urlunsplit(parse_url(value, SCHEMES, kind="Redis", example=EXAMPLE, hint=hint))
 
     @field_validator("key_prefix")
     @classmethod
@@ -103,12 +92,7 @@ class RedisConfig(BaseModel):
         """The URL to connect with, password filled in from ``password_env``."""
         if self.url is None:
             return None
-        parts = urlsplit(self.url)
-        env = os.environ if environ is None else environ
-        password = env.get(self.password_env) if self.password_env else None
-        if parts.password is None and password:
-            parts = _with_password(parts, password)
-        return urlunsplit(parts)
+        return fill_password(self.url, env_password(self.password_env, environ))
 
     def channel(self, host: str) -> str:
         return f"{self.key_prefix}:ticks:{host}"
@@ -116,38 +100,3 @@ class RedisConfig(BaseModel):
     def latest_key(self, host: str) -> str:
         """Holds the latest frame, so a server that starts between ticks answers at once."""
         return f"{self.key_prefix}:latest:{host}"
-
-
-def safe_url(url: str) -> str:
-    """``url`` without its password, for logs and health."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}" if user else f":***@{host}"))
-
-
-def _with_password(url: SplitResult, password: str) -> SplitResult:
-    user = url.username or ""
-    host = url.netloc.rpartition("@")[2]
-    return url._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{host}")
-
-
-def refuse_inline_redis_password(data: Mapping[str, Any]) -> None:
-    """Raise ``ConfigError`` when the config file's ``redis.url`` holds a password."""
-    section = data.get("redis")
-    url = section.get("url") if isinstance(section, Mapping) else None
-    if not isinstance(url, str):
-        return
-    try:
-        has_password = urlsplit(url.strip()).password is not None
-    except ValueError:
-        return  # the model's validator names the problem
-    if has_password:
-        raise ConfigError(
-            "redis.url",
-            "secrets are not read from the config file: remove the password from the URL "
-            "and put it in the environment variable named by redis.password_env "
-            "(SYSMON_REDIS_PASSWORD by default), or give the whole URL in SYSMON_REDIS__URL",
-        )

@@ -22,15 +22,15 @@ password and no password found is fine: the server may trust the host (``trust``
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-from urllib.parse import SplitResult, quote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sysmon import secreturl
 from sysmon.errors import ConfigError
+from sysmon.secreturl import env_password, fill_password
 
 DRIVER = "postgresql+psycopg"
 """The one driver we install and test (psycopg 3); ``postgresql://`` is read as it."""
@@ -74,14 +74,11 @@ class RelationalConfig(BaseModel):
         is missing is a deployment mistake worth stopping for)."""
         if self.url is None:
             return None
-        url = urlsplit(self.url)
-        if url.password is None:
-            password = self._password(os.environ if environ is None else environ)
-            if password is not None:
-                url = _with_password(url, password)
-        return urlunsplit(url)
+        if urlsplit(self.url).password is not None:
+            return self.url
+        return fill_password(self.url, self._password(environ))
 
-    def _password(self, environ: Mapping[str, str]) -> str | None:
+    def _password(self, environ: Mapping[str, str] | None) -> str | None:
         if self.password_file:
             try:
                 text = Path(self.password_file).read_text(encoding="utf-8")
@@ -90,51 +87,16 @@ class RelationalConfig(BaseModel):
                     "relational.password_file", f"cannot read {self.password_file}: {exc}"
                 ) from None
             return text.rstrip("\r\n")
-        if self.password_env:
-            return environ.get(self.password_env) or None
-        return None
+        return env_password(self.password_env, environ)
 
 
 def parse_url(text: str) -> SplitResult:
     """A PostgreSQL URL for our driver; ``ValueError`` (that never shows the password) if
     it is not one. Parsed here with ``urllib`` rather than SQLAlchemy so that loading the
     settings does not import SQLAlchemy."""
-    try:
-        url = urlsplit(text)
-        url.port  # noqa: B018 (raises ValueError on a bad port)
-    except ValueError:
-        raise ValueError(f"not a database URL ({EXAMPLE})") from None
-    if url.scheme not in ("postgresql", "postgres", DRIVER):
-        raise ValueError(
-            f"scheme {url.scheme or '(none)'!r} is not supported: use {EXAMPLE} "
-            "(leave relational.url unset for the SQLite files)"
-        )
+    hint = "leave relational.url unset for the SQLite files"
+    schemes = ("postgresql", "postgres", DRIVER)
+    url = secreturl.parse_url(text, schemes, kind="database", example=EXAMPLE, hint=hint)
     if not url.path.strip("/"):
         raise ValueError(f"the URL names no database ({EXAMPLE})")
     return url._replace(scheme=DRIVER)
-
-
-def _with_password(url: SplitResult, password: str) -> SplitResult:
-    user = url.netloc.rpartition("@")[0].partition(":")[0] if "@" in url.netloc else ""
-    host = url.netloc.rpartition("@")[2]
-    return url._replace(netloc=f"{user}:{quote(password, safe='')}@{host}")
-
-
-def refuse_inline_password(data: Mapping[str, Any]) -> None:
-    """Raise ``ConfigError`` when the config file's ``relational.url`` holds a password."""
-    section = data.get("relational")
-    url = section.get("url") if isinstance(section, Mapping) else None
-    if not isinstance(url, str):
-        return
-    try:
-        has_password = urlsplit(url.strip()).password is not None
-    except ValueError:
-        return  # the model's validator names the problem
-    if has_password:
-        raise ConfigError(
-            "relational.url",
-            "secrets are not read from the config file: remove the password from the URL "
-            "and put it in the environment variable named by relational.password_env "
-            "(SYSMON_RELATIONAL_PASSWORD by default) or a file named by "
-            "relational.password_file, or give the whole URL in SYSMON_RELATIONAL__URL",
-        )

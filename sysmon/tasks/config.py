@@ -23,14 +23,12 @@ This module imports nothing but pydantic: loading the settings does not import C
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sysmon.errors import ConfigError
+from sysmon.secreturl import env_password, fill_password, parse_url
 
 EXAMPLE = "redis://127.0.0.1:6379/2"
 
@@ -88,17 +86,9 @@ class TasksConfig(BaseModel):
     def _redis_url(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        try:
-            parts = urlsplit(value.strip())
-            parts.port  # noqa: B018 (raises ValueError on a bad port)
-        except ValueError:
-            raise ValueError(f"not a Redis URL ({EXAMPLE})") from None
-        if parts.scheme not in ("redis", "rediss"):
-            raise ValueError(
-                f"scheme {parts.scheme or '(none)'!r} is not supported: use {EXAMPLE} "
-                "(the machine's Redis; rediss:// for TLS)"
-            )
-        return urlunsplit(parts)
+        hint = "the machine's Redis; rediss:// for TLS"
+        schemes = ("redis", "rediss")
+        return urlunsplit(parse_url(value, schemes, kind="Redis", example=EXAMPLE, hint=hint))
 
     @property
     def enabled(self) -> bool:
@@ -108,32 +98,4 @@ class TasksConfig(BaseModel):
         """The URL to connect with, the password filled in from ``password_env``."""
         if self.broker_url is None:
             return None
-        parts = urlsplit(self.broker_url)
-        env = os.environ if environ is None else environ
-        password = env.get(self.password_env) if self.password_env else None
-        if parts.password is None and password:
-            user = parts.username or ""
-            host = parts.netloc.rpartition("@")[2]
-            auth = f"{quote(user, safe='')}:{quote(password, safe='')}"
-            parts = parts._replace(netloc=f"{auth}@{host}")
-        return urlunsplit(parts)
-
-
-def refuse_inline_broker_password(data: Mapping[str, Any]) -> None:
-    """Raise ``ConfigError`` when the config file's ``tasks.broker_url`` holds a password."""
-    section = data.get("tasks")
-    url = section.get("broker_url") if isinstance(section, Mapping) else None
-    if not isinstance(url, str):
-        return
-    try:
-        has_password = urlsplit(url.strip()).password is not None
-    except ValueError:
-        return  # the model's validator names the problem
-    if has_password:
-        raise ConfigError(
-            "tasks.broker_url",
-            "secrets are not read from the config file: remove the password from the URL "
-            "and put it in the environment variable named by tasks.password_env "
-            "(SYSMON_TASKS_PASSWORD by default), or give the whole URL in "
-            "SYSMON_TASKS__BROKER_URL",
-        )
+        return fill_password(self.broker_url, env_password(self.password_env, environ))

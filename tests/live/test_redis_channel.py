@@ -24,7 +24,7 @@ from sysmon.fanout import (
     decode_frame,
     server_source,
 )
-from sysmon.fanout_config import safe_url
+from sysmon.secreturl import safe_url
 from tests.live.support import REDIS_URL, drop_keys, redis_or_skip, unique_prefix
 from tests.support.process import free_port
 
