@@ -49,6 +49,7 @@ import os
 import pickle
 import platform
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -75,7 +76,7 @@ from sysmon.storage.base import RangeQuery
 from sysmon.storage.sqlite import SQLiteStore
 from sysmon.storage.victoria import VictoriaStore
 from tests.support.process import free_port
-from tests.support.victoria import VictoriaServer, find_binary, victoria_server
+from tests.support.victoria import BINARY_NAME, VictoriaServer, victoria_server
 
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = ("forward", "delay", "replay", "query", "hosts")
@@ -1193,7 +1194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         sys.stderr.write(f"unknown phases {sorted(unknown)}; known: {PHASES}\n")
         return 2
-    binary = find_binary()
+    binary = shutil.which(BINARY_NAME)
     if binary is None:
         sys.stderr.write("victoria-metrics is not installed (apt-get install victoria-metrics)\n")
         return 2

@@ -22,8 +22,6 @@ cache), so nothing here polls for visibility.
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
 import time
@@ -34,31 +32,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
+from tests.support import daemons
 from tests.support.process import free_port
 
 BINARY_NAME = "influxd"
-DEBIAN_PATH = Path("/usr/bin/influxd")
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 10.0
 
 
-def find_binary() -> str | None:
-    found = shutil.which(BINARY_NAME)
-    if found:
-        return found
-    return str(DEBIAN_PATH) if os.access(DEBIAN_PATH, os.X_OK) else None
-
-
 def require_binary() -> str:
-    binary = find_binary()
-    if binary is None:
-        pytest.skip(
-            f"{BINARY_NAME} is not installed (apt-get install -y influxdb): "
-            "the InfluxDB backend tests need the real server"
-        )
-    return binary
+    """The binary's path, or skip the test naming the package (``daemons.require_binary``)."""
+    return daemons.require_binary(BINARY_NAME, "influxdb")
 
 
 def config_text(root: Path, http_port: int, rpc_port: int) -> str:

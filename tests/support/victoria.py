@@ -19,8 +19,6 @@ accepted so far searchable, so tests never poll or sleep for visibility.
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
 import time
@@ -30,31 +28,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
 
+from tests.support import daemons
 from tests.support.process import free_port
 
 BINARY_NAME = "victoria-metrics"
-DEBIAN_PATH = Path("/usr/bin/victoria-metrics")
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 10.0
 
 
-def find_binary() -> str | None:
-    found = shutil.which(BINARY_NAME)
-    if found:
-        return found
-    return str(DEBIAN_PATH) if os.access(DEBIAN_PATH, os.X_OK) else None
-
-
 def require_binary() -> str:
-    binary = find_binary()
-    if binary is None:
-        pytest.skip(
-            f"{BINARY_NAME} is not installed (apt-get install -y victoria-metrics): "
-            "the VictoriaMetrics backend tests need the real server"
-        )
-    return binary
+    """The binary's path, or skip the test naming the package (``daemons.require_binary``)."""
+    return daemons.require_binary(BINARY_NAME, "victoria-metrics")
 
 
 def server_args(binary: str, port: int, data_path: Path) -> list[str]:
