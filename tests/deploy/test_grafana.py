@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,12 @@ def exported_names(text: str) -> set[str]:
 def test_every_dashboard_metric_is_exported_by_a_running_server(tmp_path: Path) -> None:
     settings = load_settings(None, database={"path": str(tmp_path / "sysmon.db")})
     with stack(settings, FakeClock(start=1_800_000_000.0)) as running:
-        running.tick(3)  # rates need two ticks
+        # Rates need two ticks, and real CPU time must pass between them: /proc/stat
+        # counts in 10 ms jiffies, so back-to-back ticks can leave a core's delta at zero
+        # (no per-core usage then). The fake clock moves the stamps; this only waits.
+        for _ in range(3):
+            running.tick(1)
+            time.sleep(0.1)
         answer = httpx.get(f"{running.base_url}/metrics", timeout=10)
         assert answer.status_code == 200
         served = exported_names(answer.text)
