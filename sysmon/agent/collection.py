@@ -1,12 +1,16 @@
-"""Each collector on its own clock: own thread, own deadline, own gaps.
+"""Each collector on its own clock: own deadline, own gaps, never held up by another.
 
 ``Metronome`` fires on whole multiples of the interval (computed from the schedule, so it
-never drifts). At each tick ``Collection.tick(ts)`` hands every due collector to its
-*own* single-thread executor and waits until all have answered or their deadlines
-(below the interval) have passed. A collector that raises, misses its deadline, or is
-still running from an earlier tick loses only its own sample for this tick: the miss is
-recorded in the ``GapLog`` with the reason, and every other collector's sample is kept.
-A hung collector never takes another collector's thread, so it cannot starve them.
+never drifts). At each tick ``Collection.tick(ts)`` starts every due collector and waits
+until all have answered or their deadlines (below the interval) have passed. Quick
+collectors run one after another on the shared, watched lane (``sysmon.agent.lane``):
+one that holds it past ``LANE_BUDGET`` is left its thread and the others go on on a
+fresh lane at once. A collector that is slow tick after tick (``SLOW_TICKS``) gets a
+single-thread executor of its own, and goes back to the lane once it has been quick
+for ``QUICK_TICKS``. A collector that raises, misses its deadline, or is still running
+from an earlier tick loses only its own sample for this tick: the miss is recorded in
+the ``GapLog`` with the reason, and every other collector's sample is kept. A hung
+collector never keeps another collector's thread, so it cannot starve them.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from sysmon.agent.gaps import GapLog
+from sysmon.agent.lane import Batch, Lane, run_job
 from sysmon.clock import Clock
 from sysmon.collectors.base import Collector
 from sysmon.models import Collected, Snapshot
@@ -49,31 +54,67 @@ class Streak:
         self.count = 0
 
 
+LANE_BUDGET = 0.05
+"""Seconds a collector may hold the shared lane before the others go on without it."""
+
+SLOW_TICKS = 3
+"""Consecutive ticks over half the budget after which a collector gets its own thread."""
+
+QUICK_TICKS = 60
+"""Consecutive ticks under a quarter of the budget after which it rides the lane again."""
+
+
 class _Slot:
-    """One collector with its own worker thread."""
+    """One collector: on the shared lane, or (``solo``) on its own worker thread."""
 
     def __init__(self, name: str, collector: Collector, deadline: float) -> None:
         self.name = name
         self.collector = collector
         self.deadline = deadline
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"collect-{name}")
-        self.running: Future[tuple[Collected, float]] | None = None
+        self.solo = False
+        self.executor: ThreadPoolExecutor | None = None
+        self.running: Future[tuple[Collected, float, float]] | None = None
         self.running_since: float = 0.0
         self.last_duration: float | None = None
         self.streak = Streak(f"collector {name}")
+        self._trend = 0
+        """Consecutive slow ticks on the lane, or quick ticks alone."""
 
-    def _timed(self, monotonic: float) -> tuple[Collected, float]:
-        started = time.perf_counter()
-        result = self.collector.collect(monotonic)
-        return result, time.perf_counter() - started
-
-    def submit(self, ts: float, monotonic: float) -> Future[tuple[Collected, float]]:
-        self.running = self.executor.submit(self._timed, monotonic)
+    def begin(self, ts: float) -> Future[tuple[Collected, float, float]]:
+        self.running = Future()
         self.running_since = ts
         return self.running
 
+    def run_alone(self, monotonic: float) -> None:
+        if self.executor is None:
+            self.executor = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=f"collect-{self.name}"
+            )
+        assert self.running is not None
+        self.executor.submit(run_job, self.collector.collect, self.running, monotonic)
+
     def busy(self) -> bool:
         return self.running is not None and not self.running.done()
+
+    def go_solo(self) -> None:
+        self.solo, self._trend = True, 0
+
+    def settle(self, duration: float) -> None:
+        """Move between the lane and a thread of its own by how long the calls take."""
+        if not self.solo:
+            self._trend = self._trend + 1 if duration > LANE_BUDGET / 2 else 0
+            if self._trend >= SLOW_TICKS:
+                self.go_solo()
+        else:
+            self._trend = self._trend + 1 if duration < LANE_BUDGET / 4 else 0
+            if self._trend >= QUICK_TICKS:
+                self.solo, self._trend = False, 0
+                self.shutdown()
+
+    def shutdown(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor = None
 
 
 class Collection:
@@ -92,6 +133,7 @@ class Collection:
             name: _Slot(name, c, own.get(name, deadline_seconds)) for name, c in collectors.items()
         }
         self._clock = clock
+        self._lane: Lane | None = None
         self.gaps = gaps or GapLog(self._slots)
         self.ticks = 0
 
@@ -112,7 +154,7 @@ class Collection:
         for name in (*remove, *replace):
             slot = self._slots.pop(name, None)
             if slot is not None:
-                slot.executor.shutdown(wait=False, cancel_futures=True)
+                slot.shutdown()
                 slot.collector.close()
         for name, collector in replace.items():
             self._slots[name] = _Slot(name, collector, deadline_seconds)
@@ -126,7 +168,8 @@ class Collection:
         """Collect the tick scheduled at ``ts`` (the snapshot is stamped ``ts``)."""
         mono = self._clock.monotonic()
         errors: dict[str, str] = {}
-        started: dict[str, Future[tuple[Collected, float]]] = {}
+        started: dict[str, Future[tuple[Collected, float, float]]] = {}
+        lane: list[_Slot] = []
         for name, slot in self._slots.items():
             if slot.busy():
                 late = ts - slot.running_since
@@ -135,23 +178,35 @@ class Collection:
                     f"{slot.deadline:g}s deadline)"
                 )
                 continue
-            started[name] = slot.submit(ts, mono)
+            started[name] = slot.begin(ts)
+            if slot.solo:
+                slot.run_alone(mono)
+            else:
+                lane.append(slot)
         began = time.monotonic()
+        if lane:
+            self._ride_lane(lane, mono, began)
         results: dict[str, Collected] = {}
-        # Wait for each collector up to its own deadline, measured from the tick start.
+        # Each collector against its own deadline, measured from the tick start.
         for name in sorted(started, key=lambda n: self._slots[n].deadline):
             slot = self._slots[name]
-            remaining = slot.deadline - (time.monotonic() - began)
             future = started[name]
-            if remaining > 0:
+            remaining = slot.deadline - (time.monotonic() - began)
+            if remaining > 0 and not future.done():
                 wait([future], timeout=remaining)
-            if not future.done():
+            if not future.done() or future.cancelled():
                 errors[name] = f"missed its {slot.deadline:g}s deadline"
                 continue
-            try:
-                results[name], slot.last_duration = future.result()
-            except Exception as exc:  # one collector's failure never stops the others
+            exc = future.exception()
+            if exc is not None:  # one collector's failure never stops the others
                 errors[name] = f"{type(exc).__name__}: {exc}"[:300]
+                continue
+            collected, slot.last_duration, finished = future.result()
+            slot.settle(slot.last_duration)
+            if finished - began > slot.deadline:
+                errors[name] = f"missed its {slot.deadline:g}s deadline"
+                continue
+            results[name] = collected
         for name, slot in self._slots.items():
             if name in errors:
                 self.gaps.record(name, ts, errors[name])
@@ -161,9 +216,32 @@ class Collection:
         self.ticks += 1
         return Snapshot(timestamp=ts, results=results, errors=errors)
 
+    def _ride_lane(self, slots: list[_Slot], monotonic: float, began: float) -> None:
+        """Run ``slots`` one after another on the shared lane, quickest first, and watch:
+        one that holds the lane past the budget gets a thread of its own (it keeps the
+        lane's), the rest go on on a fresh lane at once (``sysmon.agent.lane``)."""
+        slots.sort(key=lambda s: (s.last_duration or 0.0, s.name))
+        owner = {id(s.running): s for s in slots}
+        batch = Batch(((s.collector.collect, s.running) for s in slots if s.running), monotonic)
+        if self._lane is None or self._lane.retired:
+            self._lane = Lane()
+        batch.give_to(self._lane)
+        budget = min(LANE_BUDGET, min(s.deadline for s in slots) / 4)
+        last = max(s.deadline for s in slots)
+        while not batch.done.wait(budget / 2):
+            stuck = batch.take_over(budget)
+            if stuck is not None:
+                owner[id(stuck[1])].go_solo()
+                self._lane = batch.owner
+            if time.monotonic() - began >= last:
+                batch.abandon()  # the rest missed their deadlines: cancelled, not run late
+                break
+
     def close(self) -> None:
+        if self._lane is not None:
+            self._lane.retire()
         for slot in self._slots.values():
-            slot.executor.shutdown(wait=False, cancel_futures=True)
+            slot.shutdown()
             try:
                 slot.collector.close()
             except Exception as exc:

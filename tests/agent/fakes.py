@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -41,8 +42,21 @@ class Hanging(Steady):
 
     def collect(self, monotonic: float) -> Collected:
         self.calls.append(monotonic)
+        self.threads.add(threading.current_thread().name)
         self.release.wait(30)
         return Collected()
+
+
+class Sleepy(Steady):
+    """Takes ``seconds`` per call (a slow but working collector)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def collect(self, monotonic: float) -> Collected:
+        time.sleep(self.seconds)
+        return super().collect(monotonic)
 
 
 class FlakyStore:

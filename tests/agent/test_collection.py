@@ -8,10 +8,17 @@ import time
 
 import pytest
 
-from sysmon.agent.collection import Collection, Metronome, next_tick
+from sysmon.agent.collection import (
+    LANE_BUDGET,
+    QUICK_TICKS,
+    SLOW_TICKS,
+    Collection,
+    Metronome,
+    next_tick,
+)
 from sysmon.agent.gaps import GapLog
 from sysmon.clock import FakeClock, SystemClock
-from tests.agent.fakes import Broken, Hanging, Steady
+from tests.agent.fakes import Broken, Hanging, Sleepy, Steady
 
 
 def test_tick_is_stamped_with_its_scheduled_time_and_passes_monotonic() -> None:
@@ -25,13 +32,57 @@ def test_tick_is_stamped_with_its_scheduled_time_and_passes_monotonic() -> None:
     assert snapshot.errors == {}
 
 
-def test_each_collector_runs_on_its_own_thread() -> None:
+def test_quick_collectors_share_one_lane_thread_off_the_tick_thread() -> None:
     a, b = Steady(), Steady()
     collection = Collection({"a": a, "b": b}, FakeClock(), deadline_seconds=0.5)
     collection.tick(1.0)
     collection.tick(2.0)
-    assert a.threads and b.threads and a.threads.isdisjoint(b.threads)
-    assert all(name.startswith("collect-a") for name in a.threads)
+    assert a.threads == b.threads, "one hand-off per tick, not one per collector"
+    assert len(a.threads) == 1 and next(iter(a.threads)).startswith("collect-lane-")
+    assert threading.current_thread().name not in a.threads
+    collection.close()
+
+
+def test_a_collector_that_holds_the_lane_gets_its_own_thread_and_others_go_on() -> None:
+    hanging, steady = Hanging(), Steady()
+    collection = Collection(
+        {"a-hung": hanging, "steady": steady}, FakeClock(), deadline_seconds=0.8
+    )
+    try:
+        t0 = time.monotonic()
+        first = collection.tick(1.0)
+        took = time.monotonic() - t0
+        hanging.release.set()
+        deadline = time.monotonic() + 5
+        while collection._slots["a-hung"].busy() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        second = collection.tick(2.0)
+    finally:
+        hanging.release.set()
+    # "a-hung" sorts first, so it held the lane; "steady" ran on a fresh lane meanwhile.
+    assert "steady" in first.results and first.errors == {"a-hung": "missed its 0.8s deadline"}
+    assert steady.calls and 0.7 < took < 2.0
+    assert second.errors == {} and "a-hung" in second.results
+    (own,) = hanging.threads - {t for t in hanging.threads if t.startswith("collect-lane-")}
+    assert own.startswith("collect-a-hung"), "after holding the lane it runs on its own thread"
+    assert steady.threads and all(t.startswith("collect-lane-") for t in steady.threads)
+    assert steady.threads.isdisjoint(hanging.threads), "the held lane was left to a-hung"
+    collection.close()
+
+
+def test_a_slow_collector_moves_to_its_own_thread_and_back_when_quick() -> None:
+    slow = Sleepy(seconds=LANE_BUDGET * 0.6)
+    collection = Collection({"slow": slow, "quick": Steady()}, FakeClock(), deadline_seconds=0.5)
+    for second in range(SLOW_TICKS):
+        assert collection.tick(float(second)).errors == {}
+    assert collection._slots["slow"].solo
+    assert collection.tick(10.0).errors == {}
+    assert any(t.startswith("collect-slow") for t in slow.threads)
+    slow.seconds = 0.0
+    for second in range(QUICK_TICKS + 1):
+        collection.tick(20.0 + second)
+    assert not collection._slots["slow"].solo, "quick again: back on the lane"
+    collection.close()
 
 
 def test_failing_collector_loses_only_its_own_sample_and_the_reason_is_kept() -> None:
