@@ -82,8 +82,13 @@ def _private_dir(folder: Path) -> None:
         raise PermissionError(f"{folder} is readable by others (mode {info.st_mode:o})")
 
 
-def encode_frame(meta: Mapping[str, Any], body: bytes) -> bytes:
-    meta_bytes = json.dumps(meta, separators=(",", ":"), allow_nan=False, default=str).encode()
+def encode_frame(meta: Mapping[str, Any] | bytes, body: bytes) -> bytes:
+    """One frame: ``meta`` (a mapping, or its JSON already encoded) and ``body``."""
+    meta_bytes = (
+        meta
+        if isinstance(meta, bytes)
+        else json.dumps(meta, separators=(",", ":"), allow_nan=False, default=str).encode()
+    )
     return HEADER.pack(len(meta_bytes), len(body)) + meta_bytes + body
 
 
@@ -190,7 +195,10 @@ class TickPublisher:
 
     def publish(self, meta: Mapping[str, Any], body: bytes) -> None:
         """Never blocks: each client's sender thread does the I/O."""
-        frame = encode_frame(meta, body)
+        self.publish_frame(encode_frame(meta, body))
+
+    def publish_frame(self, frame: bytes) -> None:
+        """``publish`` of a frame ``encode_frame`` already made."""
         with self._lock:
             self._last = frame
             clients = list(self._clients)

@@ -133,7 +133,10 @@ class RedisTickPublisher:
 
     def publish(self, meta: Mapping[str, Any], body: bytes) -> None:
         """Never blocks: the sender thread does the I/O."""
-        frame = encode_frame(meta, body)
+        self.publish_frame(encode_frame(meta, body))
+
+    def publish_frame(self, frame: bytes) -> None:
+        """``publish`` of a frame ``encode_frame`` already made."""
         with self._cond:
             if self._pending is not None:
                 self.replaced += 1

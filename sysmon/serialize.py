@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sysmon.models import Collected, Snapshot
@@ -65,5 +65,50 @@ def snapshot_document(
     }
 
 
-def to_json_bytes(document: Mapping[str, Any]) -> bytes:
+def to_json_bytes(document: Any) -> bytes:
     return json.dumps(document, separators=(",", ":"), allow_nan=False, default=str).encode()
+
+
+def with_member(obj_json: bytes, key: str, value_json: bytes) -> bytes:
+    """``{"a":1}`` with ``"key":value`` added last (``obj_json``: a JSON object)."""
+    head = obj_json[:-1]
+    sep = b"" if head == b"{" else b","
+    return head + sep + json.dumps(key).encode() + b":" + value_json + b"}"
+
+
+class RowJSON:
+    """JSON of table rows, each encoded once while the same row object comes back.
+
+    Collectors hand over an unchanged row as the same read-only mapping tick after
+    tick (``ProcessesCollector``), so the process table, up to 200 rows sent every tick,
+    costs a lookup per row instead of an encode. Only the rows of the last call are
+    kept (their ids cannot be reused while they are held)."""
+
+    def __init__(self) -> None:
+        self._last: dict[int, tuple[Mapping[str, object], bytes]] = {}
+
+    def encode(self, rows: Sequence[Mapping[str, object]]) -> bytes:
+        last = self._last
+        kept: dict[int, tuple[Mapping[str, object], bytes]] = {}
+        parts: list[bytes] = []
+        for row in rows:
+            hit = last.get(id(row))
+            if hit is None or hit[0] is not row:
+                hit = (row, to_json_bytes(row))
+            kept[id(row)] = hit
+            parts.append(hit[1])
+        self._last = kept
+        return b"[" + b",".join(parts) + b"]"
+
+
+def snapshot_json(
+    snapshot: Snapshot,
+    process_rows: int,
+    integer_fields: Mapping[str, frozenset[str]],
+    rows: RowJSON,
+) -> bytes:
+    """``to_json_bytes(snapshot_document(...))`` with the process rows from ``rows``'
+    cache (so ``processes`` comes last)."""
+    document = snapshot_document(snapshot, process_rows, integer_fields)
+    shown = document.pop("processes")
+    return with_member(to_json_bytes(document), "processes", rows.encode(shown))

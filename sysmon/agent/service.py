@@ -32,14 +32,14 @@ from sysmon.agent.reload import ReloadPlan, plan_reload
 from sysmon.agent.writer import BufferedWriter
 from sysmon.alerts.service import AlertService
 from sysmon.catalog import metric_catalog
-from sysmon.channel import TickPublisher, socket_path
+from sysmon.channel import TickPublisher, encode_frame, socket_path
 from sysmon.clock import Clock, SystemClock
 from sysmon.collectors.registry import CollectorRegistry, discover
 from sysmon.config import Settings, public_url
 from sysmon.fanout import agent_fanout
 from sysmon.models import Snapshot
 from sysmon.sentry import install_sentry
-from sysmon.serialize import snapshot_document, to_json_bytes
+from sysmon.serialize import RowJSON, snapshot_json, to_json_bytes, with_member
 from sysmon.storage.base import TimeSeriesStore
 from sysmon.telemetry import tick_tracer
 
@@ -118,6 +118,8 @@ class Agent:
         self.publisher = TickPublisher(
             channel or socket_path(settings.database.path, settings.agent.socket)
         )
+        self._row_json = RowJSON()
+        """Process rows encoded once while unchanged (the frame's and ``/current``'s)."""
         self.fanout = agent_fanout(settings)
         """Every frame also to Redis (``redis.url``; ``sysmon.fanout``), else None."""
         self.tracer = tick_tracer(settings)
@@ -228,23 +230,25 @@ class Agent:
         return snapshot
 
     def publish(self, snapshot: Snapshot) -> None:
-        rows = self.settings.api.current_process_rows
-        body = to_json_bytes(snapshot_document(snapshot, rows, self.integer_fields))
+        shown = self.settings.api.current_process_rows
+        body = snapshot_json(snapshot, shown, self.integer_fields, self._row_json)
         table = snapshot.results.get("processes")
         meta = {
             "type": "tick",
             "timestamp": snapshot.timestamp,
             "generation": self.writer.generation,
-            "processes": list(table.rows) if table is not None else [],
             "status": {**self.status(snapshot.timestamp), "errors": dict(snapshot.errors)},
         }
-        self._send_frame(meta, body)
+        rows = self._row_json.encode(table.rows if table is not None else ())
+        self._send_frame(with_member(to_json_bytes(meta), "processes", rows), body)
 
-    def _send_frame(self, meta: dict[str, Any], body: bytes) -> None:
-        """The same frame to the Unix socket's servers and, when configured, to Redis."""
-        self.publisher.publish(meta, body)
+    def _send_frame(self, meta: dict[str, Any] | bytes, body: bytes) -> None:
+        """One frame, encoded once, to the Unix socket's servers and, when configured,
+        to Redis."""
+        frame = encode_frame(meta, body)
+        self.publisher.publish_frame(frame)
         if self.fanout is not None:
-            self.fanout.publish(meta, body)
+            self.fanout.publish_frame(frame)
 
     def status(self, now: float) -> dict[str, Any]:
         stats = self.store.stats()

@@ -1,0 +1,50 @@
+"""The frame's JSON pieces: cached process rows and spliced members read back exactly."""
+
+from __future__ import annotations
+
+import json
+
+from sysmon.models import Collected, Sample, Snapshot
+from sysmon.serialize import RowJSON, snapshot_document, snapshot_json, with_member
+
+
+def _snapshot(rows: tuple[dict[str, object], ...]) -> Snapshot:
+    return Snapshot(
+        timestamp=12.0,
+        results={
+            "cpu": Collected(samples=(Sample("cpu", "usage_percent", 5.5),)),
+            "processes": Collected(samples=(Sample("processes", "count", 3.0),), rows=rows),
+        },
+        errors={"disk": "missed its 0.9s deadline"},
+    )
+
+
+def test_snapshot_json_reads_back_as_the_document() -> None:
+    rows = tuple({"pid": i, "name": f"p{i}", "cmdline": 'a "q" \\ é'} for i in range(5))
+    snap = _snapshot(rows)
+    ints = {"processes": frozenset({"count"})}
+    got = json.loads(snapshot_json(snap, 3, ints, RowJSON()))
+    assert got == snapshot_document(snap, 3, ints)
+    assert got["processes"] == [dict(r) for r in rows[:3]]
+    assert got["metrics"]["processes"]["total"]["count"] == 3 and isinstance(
+        got["metrics"]["processes"]["total"]["count"], int
+    )
+
+
+def test_rows_are_encoded_once_while_the_same_object_comes_back() -> None:
+    cache = RowJSON()
+    same, changed = {"pid": 1, "cpu_percent": 1.0}, {"pid": 2, "cpu_percent": 2.0}
+    first = cache.encode([same, changed])
+    assert json.loads(first) == [same, changed]
+    encoded = dict(cache._last)
+    replacement = {"pid": 2, "cpu_percent": 9.5}  # a new row object: encoded afresh
+    second = cache.encode([same, replacement])
+    assert json.loads(second) == [same, replacement]
+    assert cache._last[id(same)][1] is encoded[id(same)][1], "unchanged row reused"
+    assert id(changed) not in cache._last, "only the last call's rows are kept"
+    assert cache.encode([]) == b"[]"
+
+
+def test_with_member_adds_a_key_last() -> None:
+    assert with_member(b"{}", "k", b"[1]") == b'{"k":[1]}'
+    assert json.loads(with_member(b'{"a":1}', 'we"ird', b"null")) == {"a": 1, 'we"ird': None}
