@@ -212,9 +212,9 @@ class AlertService:
         if not self.config.enabled or not self._started:
             return
         try:
-            # Silences are written by the server process: re-read them every tick (one
-            # small indexed read), so a silence added through the API applies at once.
-            self.engine.set_silences(self._store.silences(self._clock.time()))
+            # Silences are written by the server process: checked every tick (re-read
+            # when the file changed), so a silence added through the API applies at once.
+            self.engine.set_silences(self._store.silences_now(self._clock.time()))
             self.engine.evaluate(snapshot)
             if snapshot.timestamp - self._last_prune >= _PRUNE_EVERY_SECONDS:
                 self._prune()
