@@ -220,8 +220,11 @@ class ContainersCollector:
     def _current(self, now: float) -> list[Cgroup] | None:
         opts = self._options
         age = now - self._walked_at
-        if self._cgroups is not None and 0 <= age < opts.refresh_seconds:
-            return self._cgroups
+        if 0 <= age < opts.refresh_seconds:
+            if self._cgroups is not None:
+                return self._cgroups
+            if self._presence.available is False:
+                return None  # looked again only every refresh_seconds
         self._walked_at = now
         if not os.path.exists(os.path.join(self._root, "cgroup.controllers")):
             self._presence.absent(f"{self._root} is not a cgroup v2 hierarchy")

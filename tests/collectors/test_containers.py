@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from sysmon.collectors import containers
 from sysmon.collectors.containers import ContainersCollector, cgroup_name, walk_cgroups
 
 from .fakes import FIXTURES, label_values, labelled, totals
@@ -177,6 +178,26 @@ def test_not_cgroup_v2_is_empty_and_logged_once(
         for i in range(3):
             assert collector.collect(float(i)).samples == ()
     assert len([r for r in caplog.records if "not available" in r.getMessage()]) == 1
+
+
+def test_absent_hierarchy_is_looked_for_again_only_every_refresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    collector = make(tmp_path, refresh_seconds=10)
+    looks: list[str] = []
+    real_exists = containers.os.path.exists
+
+    def exists(path: str) -> bool:
+        looks.append(path)
+        return real_exists(path)
+
+    monkeypatch.setattr(containers.os.path, "exists", exists)
+    for t in range(10):
+        assert collector.collect(100.0 + t).samples == ()
+    assert len(looks) == 1, "absent: one look per refresh period, not one per tick"
+    (tmp_path / "cgroup.controllers").write_text("cpu memory\n")
+    assert collector.collect(110.0).samples != (), "seen once the period is over"
+    assert len(looks) == 2
 
 
 def _cgroup2_root() -> Path | None:
