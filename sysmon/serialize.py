@@ -81,23 +81,27 @@ class RowJSON:
 
     Collectors hand over an unchanged row as the same read-only mapping tick after
     tick (``ProcessesCollector``), so the process table, up to 200 rows sent every tick,
-    costs a lookup per row instead of an encode. Only the rows of the last call are
-    kept (their ids cannot be reused while they are held)."""
+    costs a lookup per row instead of an encode. Rows encoded since the last
+    ``rotate()`` and in the period before are kept (their ids cannot be reused while
+    they are held); call ``rotate()`` once per tick."""
 
     def __init__(self) -> None:
         self._last: dict[int, tuple[Mapping[str, object], bytes]] = {}
+        self._now: dict[int, tuple[Mapping[str, object], bytes]] = {}
+
+    def rotate(self) -> None:
+        self._last, self._now = self._now, {}
 
     def encode(self, rows: Sequence[Mapping[str, object]]) -> bytes:
-        last = self._last
-        kept: dict[int, tuple[Mapping[str, object], bytes]] = {}
+        last, now = self._last, self._now
         parts: list[bytes] = []
         for row in rows:
-            hit = last.get(id(row))
+            key = id(row)
+            hit = now.get(key) or last.get(key)
             if hit is None or hit[0] is not row:
                 hit = (row, to_json_bytes(row))
-            kept[id(row)] = hit
+            now[key] = hit
             parts.append(hit[1])
-        self._last = kept
         return b"[" + b",".join(parts) + b"]"
 
 

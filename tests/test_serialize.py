@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from sysmon import serialize
 from sysmon.models import Collected, Sample, Snapshot
 from sysmon.serialize import RowJSON, snapshot_document, snapshot_json, with_member
 
@@ -31,17 +34,30 @@ def test_snapshot_json_reads_back_as_the_document() -> None:
     )
 
 
-def test_rows_are_encoded_once_while_the_same_object_comes_back() -> None:
+def test_rows_are_encoded_once_while_the_same_object_comes_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    encoded: list[object] = []
+    real = serialize.to_json_bytes
+
+    def counting(document: object) -> bytes:
+        encoded.append(document)
+        return real(document)
+
+    monkeypatch.setattr(serialize, "to_json_bytes", counting)
     cache = RowJSON()
     same, changed = {"pid": 1, "cpu_percent": 1.0}, {"pid": 2, "cpu_percent": 2.0}
-    first = cache.encode([same, changed])
-    assert json.loads(first) == [same, changed]
-    encoded = dict(cache._last)
+    assert json.loads(cache.encode([same, changed])) == [same, changed]
+    assert json.loads(cache.encode([same])) == [same], "same tick, a shorter view"
+    assert encoded == [same, changed]
+    cache.rotate()
     replacement = {"pid": 2, "cpu_percent": 9.5}  # a new row object: encoded afresh
-    second = cache.encode([same, replacement])
-    assert json.loads(second) == [same, replacement]
-    assert cache._last[id(same)][1] is encoded[id(same)][1], "unchanged row reused"
-    assert id(changed) not in cache._last, "only the last call's rows are kept"
+    assert json.loads(cache.encode([same, replacement])) == [same, replacement]
+    assert encoded == [same, changed, replacement]
+    cache.rotate()
+    cache.rotate()
+    assert json.loads(cache.encode([same])) == [same]
+    assert encoded[-1] is same, "not used for a whole tick: forgotten"
     assert cache.encode([]) == b"[]"
 
 

@@ -24,15 +24,16 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sysmon.channel import data_dir
-from sysmon.config import config_path_from_env, load_settings
-from sysmon.security.accounts import Accounts
-from sysmon.security.audit import Auditor
-from sysmon.security.credentials import Credentials
-from sysmon.security.passwords import Passwords, check_policy
 from sysmon.security.principal import ROLES, parse_role
-from sysmon.security.store import AuthStore, LastAdminError, UserExistsError, auth_db_path
+
+if TYPE_CHECKING:
+    from sysmon.security.accounts import Accounts
+
+# The account modules (SQLAlchemy, argon2, PyJWT: ~15 MiB) are imported when a ``user``
+# or ``key`` command runs, not when ``sysmon agent`` or ``sysmon server`` builds its
+# argument parser.
 
 
 class CommandError(Exception):
@@ -72,13 +73,21 @@ def register(
     revoke.set_defaults(func=_run(_key_revoke))
 
 
-Command = Callable[[Accounts, argparse.Namespace], None]
+Command = Callable[["Accounts", argparse.Namespace], None]
 
 
 def _run(command: Command) -> Callable[[argparse.Namespace], int]:
     """Open the accounts, run ``command(accounts, args)``, close; errors -> exit 1."""
 
     def run(args: argparse.Namespace) -> int:
+        from sysmon.channel import data_dir
+        from sysmon.config import config_path_from_env, load_settings
+        from sysmon.security.accounts import Accounts
+        from sysmon.security.audit import Auditor
+        from sysmon.security.credentials import Credentials
+        from sysmon.security.passwords import Passwords
+        from sysmon.security.store import AuthStore, LastAdminError, UserExistsError, auth_db_path
+
         given = getattr(args, "config", None)
         settings = load_settings(Path(given).resolve() if given else config_path_from_env())
         folder = data_dir(settings.database.path)
@@ -103,6 +112,8 @@ def _run(command: Command) -> Callable[[argparse.Namespace], int]:
 
 
 def _password(args: argparse.Namespace) -> str:
+    from sysmon.security.passwords import check_policy
+
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
         check_policy(password)

@@ -18,7 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sysmon.config import Settings
-from sysmon.tui.client import TOKEN_ENV
+
+TOKEN_ENV = "SYSMON_TOKEN"
+"""Where ``sysmon top`` finds its token when ``--token`` is not given."""
 
 WILDCARDS = {"", "0.0.0.0", "::", "[::]"}
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
+from sysmon.tui.cli import TOKEN_ENV
 from sysmon.tui.sse import SseParser
 
-TOKEN_ENV = "SYSMON_TOKEN"
 NOT_YET = "waiting for the server's first collection"
 STREAM_READ_TIMEOUT = 45.0  # three of the server's 15 s keep-alive periods
 
