@@ -79,7 +79,7 @@ def run_agent(settings: Settings, config_path: Path | None = None) -> int:
     try:
         agent.start()
         while not stop.is_set():
-            stop_or_reload.wait(1.0)
+            stop_or_reload.wait()  # signal handlers run meanwhile and set it
             stop_or_reload.clear()
             if reload.is_set():
                 reload.clear()
