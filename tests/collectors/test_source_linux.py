@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -304,4 +305,112 @@ def test_real_proc_listing_sees_children_come_and_go_at_once() -> None:
             child.wait()
         assert child.pid not in source.process_pids()
         assert list(source.read_processes([child.pid])) == []
+    source.close()
+
+
+# --- process details: the /proc fast path against psutil's own answers
+
+
+def _psutil_details(pid: int) -> tuple[tuple[str, ...], str]:
+    proc = psutil.Process(pid)
+    return tuple(proc.cmdline()), proc.username()
+
+
+@linux_only
+def test_details_fast_path_matches_psutil_on_live_processes(tmp_path: Path) -> None:
+    script = "import sys, time; sys.stdin.read()"
+    odd = [
+        [sys.executable, "-c", script, "arg with spaces", "", "ünï\u00efcode", "--pw=x"],
+        ["bash", "-c", f'exec -a "rewritten as one string" {sys.executable} -c "{script}"'],
+    ]
+    children = [subprocess.Popen(argv, stdin=subprocess.PIPE) for argv in odd]
+    source = PsutilSource()
+    try:
+        time.sleep(0.3)  # let the shell exec
+        for pid in [os.getpid(), 1, *(c.pid for c in children)]:
+            create = psutil.Process(pid).create_time()
+            try:
+                expected = _psutil_details(pid)
+            except psutil.AccessDenied:
+                continue
+            got = source.process_details(pid, create, cmdline=True)
+            assert (got.cmdline, got.username) == expected, pid
+            assert source.process_details(pid, create, cmdline=False).cmdline is None
+    finally:
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.close()
+            child.wait()
+    with pytest.raises(psutil.NoSuchProcess):
+        source.process_details(children[0].pid, 0.0, cmdline=True)  # gone
+    source.close()
+
+
+@linux_only
+def test_details_of_a_zombie_raise_as_psutil_does() -> None:
+    child = subprocess.Popen(["true"])
+    source = PsutilSource()
+    try:
+        deadline = time.monotonic() + 5
+        while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline
+        create = psutil.Process(child.pid).create_time()
+        with pytest.raises(psutil.ZombieProcess):
+            psutil.Process(child.pid).cmdline()
+        with pytest.raises(psutil.ZombieProcess):
+            source.process_details(child.pid, create, cmdline=True)
+    finally:
+        child.wait()
+        source.close()
+
+
+@linux_only
+def test_details_refuse_a_reused_pid() -> None:
+    source = PsutilSource()
+    me = os.getpid()
+    with pytest.raises(psutil.NoSuchProcess):
+        source.process_details(me, psutil.Process(me).create_time() - 5.0, cmdline=True)
+    source.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "args"),
+    [
+        (b"python3\x00-c\x00print(1)\x00", ("python3", "-c", "print(1)")),
+        (b"nginx: worker process\x00", ("nginx:", "worker", "process")),  # rewritten argv
+        (b"a b c", ("a", "b", "c")),  # no NUL at all
+        (b"one\x00\x00two\x00", ("one", "", "two")),  # an empty argument is kept
+        (b"", ()),  # zombie or kernel thread
+    ],
+)
+def test_parse_cmdline_splits_like_psutil(raw: bytes, args: tuple[str, ...]) -> None:
+    assert src.parse_cmdline(raw) == args
+
+
+def test_parse_real_uid_takes_the_first_uid_column() -> None:
+    status = b"Name:\tx\nUmask:\t0022\nState:\tS\nUid:\t1000\t0\t0\t0\nGid:\t1\t1\t1\t1\n"
+    assert src.parse_real_uid(status) == 1000
+    with pytest.raises(ValueError):
+        src.parse_real_uid(b"Name:\tx\n")
+
+
+@linux_only
+def test_user_names_are_cached_per_uid(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pwd
+
+    calls: list[int] = []
+    real = pwd.getpwuid
+
+    def counting(uid: int) -> pwd.struct_passwd:
+        calls.append(uid)
+        return real(uid)
+
+    monkeypatch.setattr(pwd, "getpwuid", counting)
+    source = PsutilSource()
+    me = os.getpid()
+    create = psutil.Process(me).create_time()
+    for _ in range(3):
+        source.process_details(me, create, cmdline=False)
+    assert calls == [os.getuid()]
+    assert source._user_name(2**31 - 7) == str(2**31 - 7), "no such user: the number"
     source.close()
