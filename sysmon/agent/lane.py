@@ -10,9 +10,10 @@ collector, which keeps the old thread to itself until its call returns (the old 
 then exits). A hung collector therefore delays the others by at most the budget and
 never costs them a sample. ``Collection`` decides who rides the lane (see there).
 
-Every job's result is delivered through its own ``Future`` as
-``(collected, duration, finished)`` (``finished`` on the monotonic clock), so whoever
-waits can tell exactly whether it met its deadline, however late it looks.
+Every job's result goes to its own ``Outcome`` (value or error, duration, and when it
+finished on the monotonic clock), so whoever looks can tell exactly whether it met its
+deadline, however late it looks. Outcomes are plain slots, not ``Future`` objects: a
+dozen futures (each a condition variable) per tick cost more than the quick collectors.
 """
 
 from __future__ import annotations
@@ -23,27 +24,49 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
 from typing import Any
-
-Job = tuple[Callable[[float], Any], "Future[tuple[Any, float, float]]"]
-"""A collector's ``collect`` and the future its outcome goes to."""
 
 _names = itertools.count(1)
 
 
-def run_job(collect: Callable[[float], Any], future: Future[Any], monotonic: float) -> None:
-    """Run one collector call into its future (never raises)."""
-    if not future.set_running_or_notify_cancel():
-        return
+class Outcome:
+    """One collector call: pending until ``done``; then ``value`` or ``error``."""
+
+    __slots__ = ("cancelled", "done", "duration", "error", "event", "finished", "value")
+
+    def __init__(self, event: threading.Event | None = None) -> None:
+        self.done = False
+        self.cancelled = False
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.duration = 0.0
+        self.finished = 0.0
+        """Monotonic time the call returned."""
+        self.event = event
+        """Set when done, for a waiter that has no batch to wait on (a solo collector)."""
+
+    def cancel(self) -> None:
+        self.cancelled = self.done = True
+        if self.event is not None:
+            self.event.set()
+
+
+Job = tuple[Callable[[float], Any], Outcome]
+"""A collector's ``collect`` and the outcome it fills in."""
+
+
+def run_job(collect: Callable[[float], Any], outcome: Outcome, monotonic: float) -> None:
+    """Run one collector call into its outcome (never raises)."""
     started = time.perf_counter()
     try:
-        result = collect(monotonic)
-    except BaseException as exc:  # the collector's failure belongs to its future
-        future.set_exception(exc)
-        return
-    finished = time.perf_counter()
-    future.set_result((result, finished - started, time.monotonic()))
+        outcome.value = collect(monotonic)
+    except BaseException as exc:  # the collector's failure belongs to its outcome
+        outcome.error = exc
+    outcome.duration = time.perf_counter() - started
+    outcome.finished = time.monotonic()
+    outcome.done = True  # last: a reader that sees it sees the rest (one GIL)
+    if outcome.event is not None:
+        outcome.event.set()
 
 
 class Batch:
@@ -95,8 +118,8 @@ class Batch:
             self._jobs.clear()
         if owner is not None and stuck:
             owner.retire()  # busy with a job: that thread is the job's now
-        for _, future in rest:
-            future.cancel()
+        for _, outcome in rest:
+            outcome.cancel()
         return rest
 
     def give_to(self, lane: Lane) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from sysmon.agent.collection import (
     LANE_BUDGET,
+    LATENESS_REFRESH_TICKS,
     QUICK_TICKS,
     SLOW_TICKS,
     Collection,
@@ -181,6 +182,18 @@ def test_metronome_fires_on_whole_seconds() -> None:
     assert [b - a for a, b in itertools.pairwise(seen)] == [1.0] * (len(seen) - 1)
     late = metronome.lateness_ms()
     assert late["max"] is not None and late["max"] >= 0
+
+
+def test_lateness_figures_are_refreshed_every_few_ticks() -> None:
+    metronome = Metronome(1, FakeClock(), lambda ts: None)
+    assert metronome.lateness_ms() == {"p50": None, "p99": None, "max": None}
+    metronome.note_lateness(0.002)
+    assert metronome.lateness_ms()["max"] == 2.0, "no figures yet: computed at once"
+    for _ in range(LATENESS_REFRESH_TICKS - 1):
+        metronome.note_lateness(0.5)
+    assert metronome.lateness_ms()["max"] == 2.0, "kept until enough new ticks"
+    metronome.note_lateness(0.5)
+    assert metronome.lateness_ms() == {"p50": 500.0, "p99": 500.0, "max": 500.0}
 
 
 def test_gap_log_windows() -> None:
