@@ -20,7 +20,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from sysmon.collectors.base import CollectorOptions
-from sysmon.collectors.hostfs import Presence, is_absent, read_bytes
+from sysmon.collectors.hostfs import KernelFiles, Presence, is_absent
 from sysmon.collectors.registry import register
 from sysmon.models import Collected, MetricInfo, Sample
 
@@ -46,10 +46,11 @@ class FilesCollector:
     def __init__(self, source: object, options: Options) -> None:
         self._path = os.path.join(options.proc_root, "sys", "fs", "file-nr")
         self._presence = Presence(logger, METRIC)
+        self._files = KernelFiles()
 
     def collect(self, monotonic: float) -> Collected:
         try:
-            data = read_bytes(self._path)
+            data = self._files.read(self._path)
         except OSError as exc:
             if not is_absent(exc):
                 raise
@@ -69,4 +70,4 @@ class FilesCollector:
         return Collected(samples=tuple(samples))
 
     def close(self) -> None:
-        """Nothing held open; present for the collector lifecycle."""
+        self._files.close()

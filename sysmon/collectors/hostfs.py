@@ -14,9 +14,11 @@ it changes) so a collector can return nothing every tick without flooding the lo
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
+import threading
 
 ABSENT_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EOPNOTSUPP, errno.ENOTSUP})
 """``OSError`` numbers that mean "this kernel/host does not have it" rather than a fault.
@@ -45,6 +47,80 @@ def read_bytes(path: str, size: int = 65536) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def pread_all(fd: int, size: int = 65536) -> bytes:
+    """The whole file behind ``fd`` from offset 0 (``pread``: the kernel formats a
+    ``/proc`` or ``/sys`` file afresh for a read at 0), until EOF."""
+    chunks: list[bytes] = []
+    offset = 0
+    while True:
+        chunk = os.pread(fd, size, offset)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        offset += len(chunk)
+
+
+class KernelFiles:
+    """Kernel files read every tick, through descriptors kept open between reads.
+
+    A ``pread`` at offset 0 of a kept descriptor gets the file formatted afresh, without
+    the path lookup, ``open`` and ``close`` of ``read_bytes`` (two system calls per
+    file instead of four; ~10 µs each here). At most ``limit`` descriptors are kept
+    (the rest are opened per read). A read that fails on a kept descriptor (the device
+    went away) closes it and opens the path again once, so what a caller sees is what a
+    fresh ``open`` gives: ``FileNotFoundError`` for a file that is gone.
+    """
+
+    def __init__(self, limit: int = 16) -> None:
+        self._fds: dict[str, int] = {}
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def read(self, path: str, size: int = 65536) -> bytes:
+        """The whole file."""
+        return self._read(path, size, whole=True)
+
+    def head(self, path: str, size: int) -> bytes:
+        """At most the first ``size`` bytes (one ``pread``)."""
+        return self._read(path, size, whole=False)
+
+    def _read(self, path: str, size: int, whole: bool) -> bytes:
+        fd = self._fds.get(path)
+        if fd is not None:
+            try:
+                return pread_all(fd, size) if whole else os.pread(fd, size, 0)
+            except OSError:
+                self._forget(path, fd)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = pread_all(fd, size) if whole else os.pread(fd, size, 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        with self._lock:
+            if path not in self._fds and len(self._fds) < self._limit:
+                self._fds[path] = fd
+                return data
+        os.close(fd)
+        return data
+
+    def _forget(self, path: str, fd: int) -> None:
+        with self._lock:
+            if self._fds.get(path) == fd:
+                del self._fds[path]
+            else:
+                return
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+    def close(self) -> None:
+        with self._lock:
+            fds, self._fds = list(self._fds.values()), {}
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def is_absent(exc: OSError) -> bool:

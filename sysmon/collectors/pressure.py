@@ -28,7 +28,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from sysmon.collectors.base import CollectorOptions
-from sysmon.collectors.hostfs import Presence, is_absent, read_bytes
+from sysmon.collectors.hostfs import KernelFiles, Presence, is_absent
 from sysmon.collectors.rates import RateTracker
 from sysmon.collectors.registry import register
 from sysmon.models import Collected, MetricInfo, Sample
@@ -112,13 +112,14 @@ class PressureCollector:
         self._paths = {r: os.path.join(options.proc_root, "pressure", r) for r in RESOURCES}
         self._rates: RateTracker[tuple[str, str]] = RateTracker()
         self._presence = Presence(logger, METRIC)
+        self._files = KernelFiles()
 
     def collect(self, monotonic: float) -> Collected:
         samples: list[Sample] = []
         missing: list[str] = []
         for res, path in self._paths.items():
             try:
-                data = read_bytes(path)
+                data = self._files.read(path)
             except OSError as exc:
                 if not is_absent(exc):
                     raise
@@ -144,4 +145,4 @@ class PressureCollector:
         return Collected(samples=tuple(samples))
 
     def close(self) -> None:
-        """Nothing held open; present for the collector lifecycle."""
+        self._files.close()

@@ -43,7 +43,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from sysmon.collectors.base import CollectorOptions
-from sysmon.collectors.hostfs import Presence, is_absent, read_bytes
+from sysmon.collectors.hostfs import KernelFiles, Presence, is_absent, read_bytes
 from sysmon.collectors.registry import register
 from sysmon.models import Collected, MetricInfo, Sample
 
@@ -252,10 +252,11 @@ class SocketsCollector:
         self._states_at: float | None = None
         self._states_off = False
         self._presence = Presence(logger, METRIC)
+        self._files = KernelFiles()
 
     def _read(self, name: str) -> bytes | None:
         try:
-            return read_bytes(os.path.join(self._net, name))
+            return self._files.read(os.path.join(self._net, name))
         except OSError as exc:
             if not is_absent(exc):
                 raise
@@ -340,4 +341,6 @@ class SocketsCollector:
         return self._states
 
     def close(self) -> None:
-        """Nothing held open (each count opens and closes its netlink socket)."""
+        """The kept file descriptors (each state count opens and closes its own netlink
+        socket)."""
+        self._files.close()

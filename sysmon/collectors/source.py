@@ -33,6 +33,8 @@ from typing import Any, NamedTuple, Protocol
 
 import psutil
 
+from sysmon.collectors.hostfs import KernelFiles
+
 logger = logging.getLogger(__name__)
 
 ITEM_ERRORS: tuple[type[BaseException], ...] = (
@@ -477,9 +479,48 @@ def parse_meminfo(meminfo: bytes, vmstat: bytes) -> MemoryReading | None:
     )  # fmt: skip
 
 
-def _read(path: str) -> bytes:
-    with open(path, "rb", buffering=0) as f:
-        return f.read()
+_SECTOR_BYTES = 512
+"""``/proc/diskstats`` counts 512-byte sectors whatever the device's sector size (psutil's
+``DISK_SECTOR_SIZE``)."""
+
+
+def parse_diskstats(data: bytes) -> dict[str, DiskIO]:
+    """``/proc/diskstats`` as psutil's Linux ``disk_io_counters(perdisk=True,
+    nowrap=False)`` reads it: the 14-field (and 18/20-field, 4.18+/5.5+) disk lines, the
+    7-field partition lines of 2.6 and the 15-field lines of 2.4."""
+    out: dict[str, DiskIO] = {}
+    for line in data.splitlines():
+        f = line.split()
+        n = len(f)
+        if n == 14 or n >= 18:
+            name, reads, rbytes, writes, wbytes, busy = f[2], f[3], f[5], f[7], f[9], f[12]
+        elif n == 15:
+            name, reads, rbytes, writes, wbytes, busy = f[3], f[2], f[6], f[8], f[10], f[13]
+        elif n == 7:
+            name, reads, rbytes, writes, wbytes, busy = f[2], f[3], f[4], f[5], f[6], b"0"
+        else:
+            raise ValueError(f"unexpected /proc/diskstats line {line[:80]!r}")
+        out[name.decode()] = DiskIO(
+            int(reads), int(writes), int(rbytes) * _SECTOR_BYTES, int(wbytes) * _SECTOR_BYTES,
+            int(busy),
+        )  # fmt: skip
+    return out
+
+
+def parse_net_dev(data: bytes) -> dict[str, NetIO]:
+    """``/proc/net/dev`` as psutil's Linux ``net_io_counters(pernic=True, nowrap=False)``
+    reads it (16 counters per interface after the last ``:`` of its line)."""
+    out: dict[str, NetIO] = {}
+    for line in data.splitlines()[2:]:
+        colon = line.rfind(b":")
+        f = line[colon + 1 :].split()
+        if colon <= 0 or len(f) != 16:
+            raise ValueError(f"unexpected /proc/net/dev line {line[:80]!r}")
+        out[line[:colon].strip().decode()] = NetIO(
+            int(f[8]), int(f[0]), int(f[9]), int(f[1]), int(f[2]), int(f[10]), int(f[3]),
+            int(f[11]),
+        )  # fmt: skip
+    return out
 
 
 _USER_TTL = 300.0
@@ -556,9 +597,13 @@ def _close_fds(fds: dict[int, int]) -> None:
 class PsutilSource:
     """``SystemSource`` over the installed psutil (7.2.x).
 
-    ``disk_io_counters``/``net_io_counters`` use ``nowrap=True`` so 32-bit kernel counter
-    wraps are undone by psutil; collectors still treat any backwards step as a reset,
-    because device re-creation or a reboot also resets counters.
+    On Linux the files read every tick (``/proc/stat``, ``meminfo``, ``vmstat``,
+    ``diskstats``, ``net/dev``, ``loadavg``) are parsed here, with psutil's arithmetic
+    (checked against psutil on recorded files), through descriptors kept open
+    (``KernelFiles``); psutil answers where a file is missing or unusual. Those counters
+    are 64-bit on a 64-bit kernel; on a 32-bit one a wrap is a backwards step, which the
+    collectors treat as a reset (one rate missing), as they do a re-created device or a
+    reboot. Off Linux, ``disk_io_counters``/``net_io_counters`` use psutil's ``nowrap``.
     """
 
     def __init__(self, procfs: str = "/proc") -> None:
@@ -569,6 +614,9 @@ class PsutilSource:
         self._boot: float | None = None
         self._users: dict[int, tuple[str, float]] = {}
         """uid -> (user name, monotonic time it was looked up)."""
+        self._files = KernelFiles()
+        """``/proc/stat``, ``meminfo``, ``vmstat``, ``loadavg``, ``diskstats``, ``net/dev``:
+        read every tick through descriptors kept open."""
         # /proc/<pid>/stat descriptors kept open between ticks, by pid (see
         # ``_linux_read``); closed by ``close`` or when the source is collected.
         self._stat_fds: dict[int, int] = {}
@@ -592,6 +640,7 @@ class PsutilSource:
         with self._stat_lock:
             _close_fds(self._stat_fds)
             self._stat_memo.clear()
+        self._files.close()
 
     def cpu_times(self) -> CpuTimes:
         return cpu_times_from(psutil.cpu_times())
@@ -599,7 +648,7 @@ class PsutilSource:
     def cpu_reading(self, percpu: bool) -> CpuReading:
         if self._linux_fast:
             try:
-                data = _read(f"{self._procfs}/stat")
+                data = self._files.read(f"{self._procfs}/stat")
                 return parse_proc_stat(data, self._clock_ticks, percpu)
             except ValueError:
                 pass  # unusual format: let psutil deal with it
@@ -657,7 +706,8 @@ class PsutilSource:
         if self._linux_fast:
             try:
                 reading = parse_meminfo(
-                    _read(f"{self._procfs}/meminfo"), _read(f"{self._procfs}/vmstat")
+                    self._files.read(f"{self._procfs}/meminfo"),
+                    self._files.read(f"{self._procfs}/vmstat"),
                 )
             except (OSError, ValueError, IndexError):
                 reading = None
@@ -668,13 +718,10 @@ class PsutilSource:
     def memory_total(self) -> int:
         if self._linux_fast:
             try:
-                fd = os.open(f"{self._procfs}/meminfo", os.O_RDONLY)
-                try:
-                    first = os.read(fd, 128).split(b"\n", 1)[0].split()
-                finally:
-                    os.close(fd)
-                if first[0] == b"MemTotal:":
-                    return int(first[1]) * 1024
+                first = self._files.head(f"{self._procfs}/meminfo", 128).split(b"\n", 1)[0]
+                name, value = first.split()[:2]
+                if name == b"MemTotal:":
+                    return int(value) * 1024
             except (OSError, ValueError, IndexError):
                 pass
         return self.virtual_memory().total
@@ -686,10 +733,20 @@ class PsutilSource:
         return disk_usage_from(psutil.disk_usage(path))
 
     def disk_io_counters(self) -> Mapping[str, DiskIO]:
+        if self._linux_fast:
+            try:
+                return parse_diskstats(self._files.read(f"{self._procfs}/diskstats"))
+            except (OSError, ValueError):
+                pass  # unusual format or no diskstats: let psutil deal with it
         raw = psutil.disk_io_counters(perdisk=True, nowrap=True)
         return {name: disk_io_from(v) for name, v in (raw or {}).items()}
 
     def net_io_counters(self) -> Mapping[str, NetIO]:
+        if self._linux_fast:
+            try:
+                return parse_net_dev(self._files.read(f"{self._procfs}/net/dev"))
+            except (OSError, ValueError):
+                pass
         raw = psutil.net_io_counters(pernic=True, nowrap=True)
         return {name: net_io_from(v) for name, v in (raw or {}).items()}
 
@@ -728,7 +785,7 @@ class PsutilSource:
         cases this misses.)
         """
         try:
-            fields = _read(f"{self._procfs}/loadavg").split()
+            fields = self._files.read(f"{self._procfs}/loadavg").split()
             threads, last = fields[3].partition(b"/")[2], fields[4]
         except (OSError, IndexError):
             return None

@@ -89,10 +89,10 @@ def test_no_pressure_directory_is_empty_and_logged_once(
 def test_psi_disabled_at_boot_is_absent_not_an_error(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def eopnotsupp(path: str, size: int = 0) -> bytes:
+    def eopnotsupp(self: object, path: str, size: int = 0) -> bytes:
         raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP), path)
 
-    monkeypatch.setattr(pressure, "read_bytes", eopnotsupp)
+    monkeypatch.setattr(pressure.KernelFiles, "read", eopnotsupp)
     collector = make(TREES / "tick1")
     with caplog.at_level(logging.INFO, logger="sysmon.collectors.pressure"):
         assert collector.collect(1.0).samples == ()
@@ -101,10 +101,10 @@ def test_psi_disabled_at_boot_is_absent_not_an_error(
 
 
 def test_other_read_errors_fail_the_tick(monkeypatch: pytest.MonkeyPatch) -> None:
-    def denied(path: str, size: int = 0) -> bytes:
+    def denied(self: object, path: str, size: int = 0) -> bytes:
         raise PermissionError(errno.EACCES, "Permission denied", path)
 
-    monkeypatch.setattr(pressure, "read_bytes", denied)
+    monkeypatch.setattr(pressure.KernelFiles, "read", denied)
     with pytest.raises(PermissionError):
         make(TREES / "tick1").collect(1.0)
 

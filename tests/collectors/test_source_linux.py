@@ -52,6 +52,56 @@ def test_meminfo_matches_psutil() -> None:
     assert reading.swap.sin == 1234 * 4096 and reading.swap.percent == 25.0
 
 
+@linux_only
+@pytest.mark.usefixtures("psutil_on_fixtures")
+def test_diskstats_matches_psutil() -> None:
+    parsed = src.parse_diskstats((PROC / "diskstats").read_bytes())
+    expected = psutil.disk_io_counters(perdisk=True, nowrap=False)
+    assert parsed == {name: src.disk_io_from(v) for name, v in expected.items()}
+    assert set(parsed) == {"loop0", "vda", "vda1", "nvme0n1", "sda", "sda1"}
+    assert parsed["vda"].read_bytes == 5598946 * 512 and parsed["vda"].busy_time == 32868
+    assert parsed["sda1"] == src.DiskIO(4, 12, 8 * 512, 16 * 512, 0)  # a 2.6 partition line
+
+
+@linux_only
+@pytest.mark.usefixtures("psutil_on_fixtures")
+def test_net_dev_matches_psutil() -> None:
+    parsed = src.parse_net_dev((PROC / "net" / "dev").read_bytes())
+    expected = psutil.net_io_counters(pernic=True, nowrap=False)
+    assert parsed == {name: src.net_io_from(v) for name, v in expected.items()}
+    assert parsed["eth0"] == src.NetIO(598311, 389078617, 5135, 9036, 3, 5, 4, 6)
+    assert parsed["wlp0s20f3"].bytes_recv == 2**64 - 1
+
+
+@pytest.mark.parametrize(
+    ("parse", "data"),
+    [
+        (src.parse_diskstats, b"   8 0 sda 1 2 3\n"),
+        (src.parse_net_dev, b"head\nhead\n  eth0: 1 2 3\n"),
+        (src.parse_net_dev, b"head\nhead\nno colon here 1 2\n"),
+    ],
+)
+def test_unusual_counter_files_are_refused(parse: object, data: bytes) -> None:
+    with pytest.raises(ValueError):
+        parse(data)  # type: ignore[operator]
+
+
+@linux_only
+def test_live_counters_match_psutil() -> None:
+    source = PsutilSource()
+    disks = source.disk_io_counters()
+    nics = source.net_io_counters()
+    expected_disks = psutil.disk_io_counters(perdisk=True, nowrap=False)
+    expected_nics = psutil.net_io_counters(pernic=True, nowrap=False)
+    assert set(disks) == set(expected_disks) and set(nics) == set(expected_nics)
+    for name, io in disks.items():  # read a moment apart: counters only grow
+        assert 0 <= expected_disks[name].read_count - io.read_count < 10_000
+    for name, nic in nics.items():
+        assert 0 <= expected_nics[name].packets_recv - nic.packets_recv < 100_000
+    assert source.memory_total() == psutil.virtual_memory().total
+    source.close()
+
+
 @pytest.mark.parametrize(
     "drop",
     [b"MemAvailable:", b"Buffers:", b"SwapTotal:"],
