@@ -177,11 +177,11 @@ def source_state() -> str:
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--short", "--", "app"], cwd=ROOT, capture_output=True, text=True
+            ["git", "status", "--short", "--", "sysmon"], cwd=ROOT, capture_output=True, text=True
         ).stdout.splitlines()
     except OSError:
         return "git not available"
-    return f"HEAD {head}, {len(dirty)} uncommitted files under app/"
+    return f"HEAD {head}, {len(dirty)} uncommitted files under sysmon/"
 
 
 def dpkg_version(package: str) -> str:

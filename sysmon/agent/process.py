@@ -75,7 +75,7 @@ def run_agent(settings: Settings, config_path: Path | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_hangup)
     watch_parent()  # a SIGTERM to ourselves once the supervisor is gone
-    agent = Agent(settings)
+    agent = Agent(settings, migrate_in_child=True)  # Alembic never resident here
     try:
         agent.start()
         while not stop.is_set():

@@ -81,10 +81,14 @@ class Agent:
         registry: CollectorRegistry | None = None,
         channel: Path | None = None,
         forwarding: Forwarding | None = None,
+        migrate_in_child: bool = False,
     ) -> None:
+        """``migrate_in_child``: table migrations run in a child process, so Alembic
+        never stays in this one (``sysmon agent`` sets it; in-process tests need not)."""
         from sysmon.collectors.source import PsutilSource
 
         self.settings = settings
+        self._migrate_in_child = migrate_in_child
         self.clock = clock or SystemClock()
         self.registry = registry or discover(plugins=settings.collection.plugins)
         self.integer_fields = metric_catalog(self.registry).integer_fields
@@ -114,6 +118,7 @@ class Agent:
             hostname=settings.agent.host_name,  # the host name the stores write (agent.host)
             relational_url=settings.relational.resolved_url(),
             tasks=settings.tasks,
+            migrate_in_child=migrate_in_child,
         )
         self.publisher = TickPublisher(
             channel or socket_path(settings.database.path, settings.agent.socket)
@@ -317,6 +322,7 @@ class Agent:
                     hostname=new.agent.host_name,
                     relational_url=new.relational.resolved_url(),
                     tasks=new.tasks,
+                    migrate_in_child=self._migrate_in_child,
                 )
         except Exception:
             for collector in built.values():

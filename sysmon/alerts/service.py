@@ -170,10 +170,12 @@ class AlertService:
         *,
         relational_url: str | None = None,
         tasks: TasksConfig | None = None,
+        migrate_in_child: bool = False,
     ) -> AlertService:
         """``relational_url``: the PostgreSQL database of ``relational.url`` for the
         alert tables (None: the ``alert_*`` tables of the SQLite file ``db_path``).
-        ``tasks`` with a ``broker_url``: notifications go out as Celery tasks."""
+        ``tasks`` with a ``broker_url``: notifications go out as Celery tasks.
+        ``migrate_in_child``: see ``AlertStore`` (the agent sets it)."""
         env = resolve_environ(environ)
         notifiers = {
             name: build_notifier(name, cfg, env)
@@ -182,7 +184,7 @@ class AlertService:
         }
         return cls(
             settings_alerts,
-            AlertStore(db_path, url=relational_url),
+            AlertStore(db_path, url=relational_url, migrate_in_child=migrate_in_child),
             notifiers,
             clock,
             hostname=hostname,

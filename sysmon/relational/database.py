@@ -103,8 +103,12 @@ def postgresql_engine(url: str, *, pool_size: int = 5) -> Engine:
 class Database:
     """An engine and the write-lock key of the store that owns it (see the module doc)."""
 
-    def __init__(self, engine: Engine, *, lock_key: int) -> None:
+    def __init__(self, engine: Engine, *, lock_key: int, target: str | None = None) -> None:
         self.engine = engine
+        self.target = target
+        """The SQLite path or PostgreSQL URL it was opened with (``sqlite``/``postgresql``);
+        it can hold a password: never logged (``describe`` is for logs)."""
+        self.lock_key = lock_key
         self.kind: Kind = "postgresql" if engine.dialect.name == "postgresql" else "sqlite"
         self._lock_key = lock_key
         self._local = threading.local()
@@ -113,11 +117,11 @@ class Database:
 
     @classmethod
     def sqlite(cls, path: str, *, lock_key: int, must_exist: bool = False) -> Database:
-        return cls(sqlite_engine(path, must_exist=must_exist), lock_key=lock_key)
+        return cls(sqlite_engine(path, must_exist=must_exist), lock_key=lock_key, target=path)
 
     @classmethod
     def postgresql(cls, url: str, *, lock_key: int, pool_size: int = 5) -> Database:
-        return cls(postgresql_engine(url, pool_size=pool_size), lock_key=lock_key)
+        return cls(postgresql_engine(url, pool_size=pool_size), lock_key=lock_key, target=url)
 
     def describe(self) -> str:
         """For logs: the file, or the URL with its password hidden."""

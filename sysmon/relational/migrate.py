@@ -1,7 +1,10 @@
-"""Bring a database's tables up to date on start: ``alembic upgrade head``, in-process.
+"""Bring a database's tables up to date on start: ``alembic upgrade head``.
 
 The migration scripts ship inside the package (``migrations/``), so an installed wheel
 migrates its own databases; no ``alembic.ini`` and no ``alembic`` command are involved.
+Long-running processes pass ``child=True``: Alembic then runs in a short-lived
+``python -m sysmon.relational.migrate`` process, so its ~11 MiB never stay resident in
+the agent (a fresh install's first start, or the first start after an upgrade).
 Each history has its own version table, so the alert tables (in the metrics database
 file by default) and the authentication tables (``auth.db``) migrate independently, and
 both can share one PostgreSQL database.
@@ -9,7 +12,11 @@ both can share one PostgreSQL database.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -75,11 +82,18 @@ def current(db: Database, history: History) -> str | None:
     return rows[0] if len(rows) == 1 else None
 
 
-def upgrade(db: Database, history: History) -> None:
+def upgrade(db: Database, history: History, *, child: bool = False) -> None:
     """Migrate to the newest revision, under the write lock (``Database.write``): of
     several processes starting at once, one migrates and the others then find the
-    database up to date. A database already at head costs one small read."""
+    database up to date. A database already at head costs one small read.
+
+    ``child``: run Alembic in a child process (see the module docstring); its target
+    (which may hold a password) goes through the environment, never the command line.
+    Raises ``MigrationError`` with the child's last error line if it fails."""
     if current(db, history) == HEADS[history]:
+        return
+    if child and db.target is not None:
+        _upgrade_in_child(db, history)
         return
     from alembic import command
 
@@ -87,3 +101,46 @@ def upgrade(db: Database, history: History) -> None:
     with _ALEMBIC, db.write() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+
+
+class MigrationError(RuntimeError):
+    """The migration child failed (its last error line is the message)."""
+
+
+TARGET_ENV = "SYSMON_MIGRATE_TARGET"
+
+
+def _upgrade_in_child(db: Database, history: History) -> None:
+    assert db.target is not None
+    env = {**os.environ, TARGET_ENV: db.target}
+    argv = [sys.executable, "-m", "sysmon.relational.migrate", history, db.kind, str(db.lock_key)]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        raise MigrationError(
+            f"migrating the {history} tables failed: {lines[-1] if lines else done.returncode}"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m sysmon.relational.migrate <history> <sqlite|postgresql> <lock key>`` with
+    ``$SYSMON_MIGRATE_TARGET``: what ``upgrade(child=True)`` runs."""
+    history, kind, key = argv if argv is not None else sys.argv[1:]
+    if history not in HEADS or kind not in ("sqlite", "postgresql"):
+        sys.stderr.write(f"usage: migrate <{'|'.join(HEADS)}> <sqlite|postgresql> <lock key>\n")
+        return 2
+    target = os.environ.pop(TARGET_ENV)
+    db = (
+        Database.sqlite(target, lock_key=int(key))
+        if kind == "sqlite"
+        else Database.postgresql(target, lock_key=int(key), pool_size=1)
+    )
+    try:
+        upgrade(db, history)
+    finally:
+        db.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

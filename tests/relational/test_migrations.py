@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ from sqlalchemy import create_engine, inspect
 
 from sysmon.alerts.store import AlertStore
 from sysmon.relational import migrate
+from sysmon.relational.database import Database
 from sysmon.security.audit import Auditor
 from sysmon.security.credentials import Credentials
 from sysmon.security.store import AuthStore
@@ -305,3 +308,49 @@ def test_written_down_heads_are_the_scripts_heads() -> None:
     it must name the newest shipped script of each history."""
     assert {h: migrate.head(h) for h in migrate.HEADS} == migrate.HEADS
     assert set(migrate.HEADS) == {"alerts", "auth"}
+
+
+# --- migrating in a child process (the agent: Alembic never resident)
+
+_OPEN_IN_CHILD = """
+import sys
+from sysmon.alerts.store import AlertStore
+store = AlertStore(sys.argv[1], url=sys.argv[2] or None, migrate_in_child=True)
+store.open()
+store.add_silence({"rule": "cpu"}, 2.0, "", 1.0)
+store.close()
+print("alembic" in sys.modules, "sqlalchemy" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_store_migrated_in_a_child_is_at_head_without_alembic_in_the_process(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    with backend_url(request, backend) as url:
+        path = tmp_path / "sysmon.db"
+        run = subprocess.run(
+            [sys.executable, "-c", _OPEN_IN_CHILD, str(path), url or ""],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.split() == ["False", "True"], "Alembic ran in the child only"
+        store = AlertStore(str(path), create=False, url=url)
+        try:
+            assert [s.matchers for s in store.silences()] == [{"rule": "cpu"}]
+        finally:
+            store.close()
+    if backend == "sqlite":
+        assert versions(path) == {"alembic_version_alerts": [migrate.HEADS["alerts"]]}
+
+
+def test_a_failed_child_migration_is_a_storage_error_naming_the_cause(tmp_path: Path) -> None:
+    db = Database.sqlite(str(tmp_path / "x.db"), lock_key=1)
+    db.target = str(tmp_path / "no" / "such" / "dir" / "x.db")  # the child cannot open it
+    try:
+        with pytest.raises(migrate.MigrationError, match="migrating the alerts tables failed"):
+            migrate.upgrade(db, "alerts", child=True)
+    finally:
+        db.close()
