@@ -112,7 +112,7 @@ end
 function request()
   count = count + 1
   local t = os.time() - @LAG@ - math.random(0, @SPAN_MS@) / 1000
-  return wrk.format("GET", string.format("@FMT@", t - 60, t, tid, count))
+  return wrk.format("GET", string.format("@FMT@", t - 60, t, @TAIL@))
 end
 """
 
@@ -122,10 +122,19 @@ VM_WIDE = "/api/v1/query_range?query=%7Bjob%3D%22sysmon%22%7D&step=1s&nocache=1"
 """``{job="sysmon"}``: the 12 fields of sysmon's cpu answer, one series each."""
 
 
-def range_lua(prefix: str) -> str:
-    fmt = prefix.replace("%", "%%") + "&start=%.3f&end=%.3f&n=%d-%d"
+def range_lua(prefix: str, sysmon: bool = False) -> str:
+    """sysmon refuses unknown query parameters (422), so its counter goes into
+    ``max_points`` (100-9,999: far above the 61 points a 60 s range has, so it changes
+    nothing but the URL); VictoriaMetrics ignores an extra ``n``."""
+    if sysmon:
+        fmt = prefix.replace("%", "%%") + "&start=%.3f&end=%.3f&max_points=%d"
+        tail = "100 + (tid * 4950 + count) % 9900"
+    else:
+        fmt = prefix.replace("%", "%%") + "&start=%.3f&end=%.3f&n=%d-%d"
+        tail = "tid, count"
     return (
-        RANGE_LUA.replace("@LAG@", str(RANGE_LAG))
+        RANGE_LUA.replace("@TAIL@", tail)
+        .replace("@LAG@", str(RANGE_LAG))
         .replace("@SPAN_MS@", str(RANGE_SPAN * 1000))
         .replace("@SPAN@", str(RANGE_SPAN))
         .replace("@FMT@", fmt)
@@ -732,7 +741,7 @@ def sysmon_throughput(
                 "60 s raw range, new URL",
                 sample.content,
                 points,
-                wrk_runs(args, t.base + "/", range_lua(SYSMON_RANGE)),
+                wrk_runs(args, t.base + "/", range_lua(SYSMON_RANGE, sysmon=True)),
             )
         )
         after = health(t.base)

@@ -4,8 +4,9 @@ A file replaced or overwritten while the agent runs used to go unnoticed: health
 ``ok`` while queries failed with "database disk image is malformed". ``IntegrityWatch``
 checks on its own thread, on a fresh connection (never the writer's):
 
-* every ``probe_seconds``: the path still names the inode opened at start, the header
-  is SQLite's, and the schema and newest rows read (cheap: a few pages);
+* every ``probe_seconds``: the path still names the inode opened at start, SQLite
+  recognises the file (its header), and the schema and newest rows read (cheap: a few
+  pages), all through SQLite: the file is never opened directly (see ``probe``);
 * every ``full_seconds``: ``PRAGMA quick_check`` over the whole file (reads every page,
   so it runs rarely; measured in bench/README.md).
 
@@ -23,9 +24,6 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
 def file_identity(path: str) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
@@ -41,13 +39,11 @@ def probe(path: str, identity: tuple[int, int] | None, full: bool = False) -> st
         return f"database file {path} is missing"
     if identity is not None and now_identity != identity:
         return f"database file {path} was replaced while the agent runs (restart the agent)"
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(SQLITE_MAGIC))
-    except OSError as exc:
-        return f"cannot read database file: {exc.strerror}"
-    if head != SQLITE_MAGIC:
-        return "database file header is not SQLite's: the file was overwritten"
+    # Never open() the file itself: closing any descriptor of it drops every POSIX lock
+    # this process holds on it, the agent's own SQLite locks included, and another
+    # process could then checkpoint and delete the WAL under the agent. SQLite opens
+    # and closes its files without that (it shares one descriptor per file per process),
+    # and it tells a file that is not a database (SQLITE_NOTADB) from other errors.
     try:
         conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=5.0)
     except sqlite3.Error as exc:
@@ -66,6 +62,8 @@ def probe(path: str, identity: tuple[int, int] | None, full: bool = False) -> st
             if rows != ["ok"]:
                 return "quick_check: " + "; ".join(rows)[:300]
     except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB":
+            return "database file header is not SQLite's: the file was overwritten"
         return f"database is damaged: {exc}"
     finally:
         conn.close()

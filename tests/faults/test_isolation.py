@@ -249,3 +249,17 @@ def test_reload_changes_rules_without_a_gap_and_refuses_a_bad_file(tmp_path: Pat
         time.sleep(1)
         end = now_slot() - 1
         assert_complete(mon, BASE_METRICS, start, end)
+
+
+def test_a_fresh_monitor_logs_no_error(tmp_path: Path) -> None:
+    """First start: the agent creates the database, a child process migrates the alert
+    tables and the integrity watch checks the file, all at once; the server reads
+    alongside. None of it may cost an error (the integrity check once dropped the agent's
+    SQLite locks, and the migration child then removed the WAL under it)."""
+    with monitor(tmp_path, {"agent": {"integrity_check_seconds": 1}}) as mon:
+        start = now_slot() + 1
+        time.sleep(6)
+        assert mon.health()["status"] == "ok"
+        assert_complete(mon, BASE_METRICS, start, now_slot() - 1)
+        log = mon.log_text()
+    assert " ERROR " not in log and "Traceback" not in log, log[-3000:]
