@@ -24,6 +24,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+
 def file_identity(path: str) -> tuple[int, int] | None:
     try:
         st = os.stat(path)

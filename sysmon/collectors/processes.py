@@ -92,8 +92,15 @@ _SLOTS = 64
 
 _RSS = attrgetter("rss")
 
-DETAILS_TTL = 60.0
-"""Seconds a shown row's command line and user are kept before they are read again."""
+DETAILS_TTL = 300.0
+"""Seconds a shown row's command line and user are kept before they are read again: the
+fallback for an ``exec`` that keeps the kernel name (another script under the same
+interpreter) and for a user change; an ``exec`` into another program shows at once. At
+60 s the refreshes alone were ~1.4 reads a second for ~80 shown rows."""
+
+KTHREADD = 2
+"""Kernel threads are kthreadd (pid 2) and its children: no command line, no exec; their
+name follows the work they do (``kworker/0:1-events``)."""
 
 
 class _Proc:
@@ -300,12 +307,13 @@ class ProcessesCollector:
         while shown, which catches an ``exec`` that kept the name (``python3`` running
         another script) and a user change."""
         info = proc.info
-        if (
-            proc.details is not None
-            and proc.details_name == info.name
-            and now - proc.details_at < DETAILS_TTL
-        ):
-            return proc.details
+        if proc.details is not None and now - proc.details_at < DETAILS_TTL:
+            if proc.details_name == info.name:
+                return proc.details
+            if KTHREADD in (info.pid, info.ppid):  # renamed by its work, not an exec
+                proc.details = (info.name, *proc.details[1:])
+                proc.details_name = info.name
+                return proc.details
         opts = self._options
         want_cmdline = opts.include_cmdline
         try:

@@ -152,6 +152,37 @@ def test_exec_keeping_the_name_is_seen_within_the_ttl(ticks: list[dict[str, Any]
     assert later["cmdline"] == "postgres --single"
 
 
+def test_a_renamed_kernel_thread_keeps_its_details_without_a_read(
+    ticks: list[dict[str, Any]],
+) -> None:
+    """kworkers change their name with the work they do; that is not an exec, so the
+    row follows the new name without reading details again (no argv, no new user)."""
+    state = copy.deepcopy(ticks[0])
+    for proc in state["processes"]:
+        if proc["pid"] == 400:
+            proc["name"], proc["ppid"] = "kworker/0:1-ev", 2
+    state["process_details"]["400"] = {"cmdline": [], "username": "root"}
+    collector, source = make(state)
+    first = by_pid(collector.collect(1000.0).rows)[400]
+    assert (first["name"], first["user"], first["cmdline"]) == ("kworker/0:1-ev", "root", "")
+    for proc in state["processes"]:
+        if proc["pid"] == 400:
+            proc["name"] = "kworker/0:1-mm"
+    state["process_details"]["400"] = {"cmdline": ["must", "not", "be", "read"]}
+    source.set_state(state)
+    asked: list[int] = []
+    real = source.process_details
+
+    def recording(pid: int, create_time: float, *, cmdline: bool) -> Any:
+        asked.append(pid)
+        return real(pid, create_time, cmdline=cmdline)
+
+    source.process_details = recording  # type: ignore[method-assign]
+    renamed = by_pid(collector.collect(1001.0).rows)[400]
+    assert (renamed["name"], renamed["user"], renamed["cmdline"]) == ("kworker/0:1-mm", "root", "")
+    assert 400 not in asked
+
+
 def test_rows_carry_the_parent_pid(ticks: list[dict[str, Any]]) -> None:
     state = copy.deepcopy(ticks[0])
     for proc in state["processes"]:
