@@ -270,4 +270,11 @@ def test_stats_runs_no_sql_and_its_row_counts_stay_exact(tmp_path: Path, clock: 
     store.close()
     reopened = make(tmp_path, clock, interval=60.0, cfg=cfg)
     assert reopened.stats().rows == exact_counts(db)
+    # After a reopen the first write learns the newest stored slot: the last tick
+    # replayed replaces its rows, a newer one adds them (no lookup needed for it).
+    last = T0 + 60 * (6 * 60 - 1)
+    reopened.write(cpu(last, 1.0))
+    reopened.write(cpu(last + 60, 2.0))
+    reopened.write(cpu(last + 60, 3.0))
+    assert reopened.stats().rows == exact_counts(db)
     reopened.close()

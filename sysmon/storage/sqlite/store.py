@@ -132,6 +132,7 @@ class SQLiteStore:
         self._state.load(conn)
         self._processes.load(conn)
         self._state.count_rows(conn)
+        self._samples.forget()
 
     def close(self) -> None:
         with self._write_lock:

@@ -33,6 +33,15 @@ class SampleWriter:
         self._state = state
         self._processes = processes
         self._interval = interval
+        self._newest: float | None = None
+        """The newest raw slot with hot rows, read once and kept after each commit: a
+        tick past it cannot replace a row, so it needs no lookup (every tick but a
+        replayed one)."""
+
+    def forget(self) -> None:
+        """Read the newest raw slot again before the next write (the file was opened
+        or reloaded)."""
+        self._newest = None
 
     def write(self, conn: sqlite3.Connection, snapshot: Snapshot) -> None:
         """Store one tick in one transaction; raising means nothing of it was stored."""
@@ -72,12 +81,17 @@ class SampleWriter:
                     values[layout[name]] = value
                 rows.append((0, sid, slot_ts, pack_row(values)))
             # Rows already in this slot (a replayed tick) are replaced, not added.
-            there = {
-                int(r[0])
-                for r in conn.execute(
-                    "SELECT series_id FROM hot WHERE tier = 0 AND ts = ?", (slot_ts,)
-                )
-            }
+            if self._newest is None:
+                found = conn.execute("SELECT max(ts) FROM hot WHERE tier = 0").fetchone()[0]
+                self._newest = -math.inf if found is None else float(found)
+            there: set[int] = set()
+            if slot_ts <= self._newest:
+                there = {
+                    int(r[0])
+                    for r in conn.execute(
+                        "SELECT series_id FROM hot WHERE tier = 0 AND ts = ?", (slot_ts,)
+                    )
+                }
             conn.executemany(
                 "INSERT OR REPLACE INTO hot (tier, series_id, ts, data) VALUES (?,?,?,?)",
                 rows,
@@ -86,6 +100,7 @@ class SampleWriter:
             delta["series"] = len(new_series)
             proc_slot, delta["processes.hot"] = self._processes.write(conn, snapshot)
             lowered = state.lower_watermarks(conn, 0, slot_ts)
+        self._newest = max(self._newest, slot_ts) if rows else self._newest
         state.series_ids.update(new_series)
         state.layouts.update(new_layouts)
         state.done.update(lowered)
