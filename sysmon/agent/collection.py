@@ -231,11 +231,7 @@ class Collection:
             stuck = batch.take_over(budget)
             if stuck is not None:
                 owner[id(stuck[1])].go_solo()
-                # Waited for up to its own deadline below; a set() missed by a hair
-                # (it finished right now) only means waiting until that deadline.
-                stuck[1].event = threading.Event()
-                if stuck[1].done:
-                    stuck[1].event.set()
+                stuck[1].watchable()  # waited for up to its own deadline below
                 self._lane = batch.owner
             if time.monotonic() - began >= last:
                 batch.abandon()  # the rest missed their deadlines: cancelled, not run late

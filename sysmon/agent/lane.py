@@ -45,6 +45,17 @@ class Outcome:
         self.event = event
         """Set when done, for a waiter that has no batch to wait on (a solo collector)."""
 
+    def watchable(self) -> threading.Event:
+        """An event set when done, made now for an outcome that had none (a job left
+        its thread on the lane): ``run_job`` sets ``done`` before it looks for the
+        event, and this looks at ``done`` after attaching it, so neither side misses."""
+        if self.event is None:
+            event = threading.Event()
+            self.event = event
+            if self.done:
+                event.set()
+        return self.event
+
     def cancel(self) -> None:
         self.cancelled = self.done = True
         if self.event is not None:

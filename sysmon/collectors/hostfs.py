@@ -38,13 +38,7 @@ def read_bytes(path: str, size: int = 65536) -> bytes:
     """
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        chunks = []
-        while True:
-            chunk = os.read(fd, size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return pread_all(fd, size)
     finally:
         os.close(fd)
 

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple, Protocol
 
 import psutil
 
-from sysmon.collectors.hostfs import KernelFiles
+from sysmon.collectors.hostfs import KernelFiles, pread_all
 
 logger = logging.getLogger(__name__)
 
@@ -533,16 +533,13 @@ def _read_at(pid: int, dirfd: int, name: str) -> bytes:
     try:
         fd = os.open(name, os.O_RDONLY, dir_fd=dirfd)
         try:
-            chunks = [os.read(fd, 65536)]
-            while chunks[-1]:
-                chunks.append(os.read(fd, 65536))
+            return pread_all(fd)
         finally:
             os.close(fd)
     except (FileNotFoundError, ProcessLookupError):
         raise psutil.NoSuchProcess(pid) from None
     except PermissionError:
         raise psutil.AccessDenied(pid) from None
-    return b"".join(chunks)
 
 
 def parse_cmdline(data: bytes) -> tuple[str, ...]:
