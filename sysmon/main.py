@@ -37,6 +37,7 @@ from sysmon.api.feed import LatestView, TickFeed
 from sysmon.api.limits import install_limits
 from sysmon.api.main import api_router
 from sysmon.api.requestlog import install_request_log
+from sysmon.api.responses import JSONBody
 from sysmon.api.routes import docs as docs_routes
 from sysmon.api.routes import metrics as metrics_routes
 from sysmon.catalog import metric_catalog
@@ -169,6 +170,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,  # /docs and /redoc: sysmon.api.routes.docs (assets from our origin)
         redoc_url=None,
+        default_response_class=JSONBody,  # orjson (sysmon.api.responses)
     )
     registry = discover(plugins=the_settings.collection.plugins)
     metrics_routes.install_catalog(app, metric_catalog(registry))  # the API's metric list

@@ -11,6 +11,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from sysmon.models import Collected, Snapshot
 
 NO_INTEGERS: frozenset[str] = frozenset()
@@ -66,7 +68,10 @@ def snapshot_document(
 
 
 def to_json_bytes(document: Any) -> bytes:
-    return json.dumps(document, separators=(",", ":"), allow_nan=False, default=str).encode()
+    """Compact JSON (orjson: ~20x the standard library on float-heavy documents). A
+    non-finite float is written as ``null`` (JSON has no NaN); any other type orjson
+    does not know is written as its ``str``."""
+    return orjson.dumps(document, default=str)
 
 
 def with_member(obj_json: bytes, key: str, value_json: bytes) -> bytes:

@@ -90,6 +90,7 @@ def test_history_between_epoch_and_iso_bounds(api: Api) -> None:
     ticks = api.ticks()
     ticks.run(61, cpu=90.0)
     ticks.run(61, cpu=10.0)
+    assert api.service.flush()  # the last tick's event is written by the writer thread
     response = api.client.get(
         "/api/v1/alerts/history",
         params={"start": "2027-01-15T08:00:00Z", "end": str(START + 3600)},

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.datastructures import QueryParams
 from starlette.routing import Route
 
@@ -38,6 +38,7 @@ from sysmon.api.deps import (
 )
 from sysmon.api.errors import query_instant, unprocessable
 from sysmon.api.feed import TickFeed, sees_command_lines
+from sysmon.api.responses import JSONBody
 from sysmon.api.routes.hosts import check_host
 from sysmon.api.schemas import (
     CatalogResponse,
@@ -72,7 +73,7 @@ def _catalog(request: Request) -> MetricCatalog:
 async def catalog(request: Request) -> Response:
     """From the collectors' declarations (plugins included), whether enabled or not: the
     dashboard builds its charts from this, and a client types each field by ``integer``."""
-    return JSONResponse(_catalog(request).document())
+    return JSONBody(_catalog(request).document())
 
 
 @router.get(
@@ -88,7 +89,7 @@ async def current(request: Request) -> Response:
     feed: TickFeed = request.app.state.feed
     view = feed.get()
     if view is None:
-        return JSONResponse(status_code=503, content=NOT_YET)
+        return JSONBody(status_code=503, content=NOT_YET)
     body, _ = view.for_role(sees_command_lines(request.scope, feed.roles_apply))
     return Response(content=body, media_type="application/json")
 
@@ -165,7 +166,7 @@ async def metric_range(
     )
     units = {info.field: info.unit for info in entry.fields}
     integers = catalog.integer_fields.get(metric)
-    response = JSONResponse(
+    response = JSONBody(
         {
             "metric": metric,
             "labels": dict(labels),

@@ -28,11 +28,12 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from sysmon.api.deps import ClockDep, FeedDep, SettingsDep, StoreDep, StoreReadsDep
 from sysmon.api.errors import query_instant, unprocessable
 from sysmon.api.feed import sees_command_lines
+from sysmon.api.responses import JSONBody
 from sysmon.api.schemas import ProcessesResponse
 from sysmon.storage.base import ProcessHistoryQuery
 from sysmon.timeparse import parse_instant
@@ -73,7 +74,7 @@ async def processes(
             raise unprocessable("query", "at", str(exc)) from None
         found = await reads.run(store.query_processes, instant)
         if found is None:
-            return JSONResponse(
+            return JSONBody(
                 status_code=404, content={"detail": "no process table stored near that time"}
             )
         timestamp, stored = found
@@ -83,18 +84,16 @@ async def processes(
     else:
         view = feed.get()
         if view is None:
-            return JSONResponse(status_code=503, content=NOT_YET)
+            return JSONBody(status_code=503, content=NOT_YET)
         timestamp = view.timestamp
         _, rows = view.for_role(sees_command_lines(request.scope, feed.roles_apply))
     if tree:
         roots = process_tree(rows, key)[:limit]
-        return JSONResponse(
+        return JSONBody(
             {"timestamp": timestamp, "sort": sort, "limit": limit, "tree": True, "processes": roots}
         )
     ordered = sorted(rows, key=lambda r: _number(r.get(key)), reverse=True)[:limit]
-    return JSONResponse(
-        {"timestamp": timestamp, "sort": sort, "limit": limit, "processes": ordered}
-    )
+    return JSONBody({"timestamp": timestamp, "sort": sort, "limit": limit, "processes": ordered})
 
 
 def _number(value: object) -> float:
@@ -138,7 +137,7 @@ async def process_history(
     if (name is None) == (pid is None):
         raise unprocessable("query", "name", "give exactly one of name and pid")
     if not store.capabilities().process_tables or not isinstance(store, ProcessHistoryQuery):
-        return JSONResponse(
+        return JSONBody(
             status_code=404,
             content={"detail": f"the {store.capabilities().backend} store keeps no process tables"},
         )
@@ -147,7 +146,7 @@ async def process_history(
     if t_start > t_end:
         raise unprocessable("query", "start", "start must not be after end")
     found = await reads.run(store.process_history, t_start, t_end, max_points, name, pid)
-    return JSONResponse(
+    return JSONBody(
         {
             "name": name,
             "pid": pid,
