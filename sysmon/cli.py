@@ -32,6 +32,7 @@ from sysmon.config import (
     check_writable_file,
     config_error,
     config_path_from_env,
+    forwarded_allow_ips,
     load_settings,
     served_url,
 )
@@ -122,6 +123,9 @@ def cmd_server(args: argparse.Namespace) -> int:
         "log_config": None,  # uvicorn logs through sysmon.logs' handler and format
         "log_level": settings.logging.level.lower(),
         "access_log": settings.server.access_log,
+        # X-Forwarded-For/-Proto are believed from these peers only (workers too).
+        "proxy_headers": True,
+        "forwarded_allow_ips": forwarded_allow_ips(settings.server),
         **uvicorn_options(settings.server.limits),
         **tls,
     }

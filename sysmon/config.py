@@ -11,6 +11,7 @@ environment, never from the file).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -56,6 +57,12 @@ served (``--host``/``--port``/TLS flags included). Not a settings key: it only f
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
+LOOPBACK_PROXIES = ("127.0.0.1", "::1")
+"""``server.forwarded_allow_ips``' default: uvicorn's own (0.55), a proxy on this machine."""
+UVICORN_PROXIES_ENV = "FORWARDED_ALLOW_IPS"
+"""uvicorn's variable for the same list (comma-separated), named by the deploy notes before
+the key existed: still read when the configuration does not set the key."""
+
 
 class ServerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -76,6 +83,12 @@ class ServerConfig(BaseModel):
     start_agent: bool = Field(
         default=True,
         description="Start and supervise a local agent when none holds the data directory",
+    )
+    forwarded_allow_ips: list[str] = Field(
+        default_factory=lambda: list(LOOPBACK_PROXIES),
+        description="Proxies whose X-Forwarded-For/-Proto are believed (client address in "
+        "the access log, audit log and rate limits; https): IP addresses or CIDR networks; "
+        "['*'] trusts every peer, [] none",
     )
 
     @model_validator(mode="before")
@@ -111,6 +124,19 @@ class ServerConfig(BaseModel):
             )
         return parts.geturl() if parts.path else parts.geturl() + "/"
 
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxy_addresses(cls, value: list[str]) -> list[str]:
+        """Addresses and networks, normalised; ``*`` only alone (uvicorn reads a ``*``
+        among other entries as a name that never matches, and an entry it cannot parse as
+        silently: a typo would quietly stop trusting the proxy)."""
+        items = [item.strip() for item in value]
+        if "*" in items:
+            if len(items) > 1:
+                raise ValueError("'*' trusts every peer: write it alone, as ['*']")
+            return ["*"]
+        return [_proxy_address(item) for item in items]
+
     @property
     def dashboard_url(self) -> str | None:
         """Deprecated name of ``public_url`` (read-only)."""
@@ -119,6 +145,49 @@ class ServerConfig(BaseModel):
     @property
     def tls(self) -> bool:
         return bool(self.security.ssl_certfile and self.security.ssl_keyfile)
+
+
+def _proxy_address(item: str) -> str:
+    try:
+        if "/" in item:
+            return str(ipaddress.ip_network(item))
+        return str(ipaddress.ip_address(item))
+    except ValueError as exc:
+        if "has host bits set" in str(exc):
+            network = ipaddress.ip_network(item, strict=False)
+            raise ValueError(f"{item!r} has host bits set: write the network, {network}") from None
+        raise ValueError(
+            f"{item!r} is not an IP address or a CIDR network (e.g. 10.0.0.5, 10.0.0.0/24, "
+            "::1; ['*'] alone trusts every peer)"
+        ) from None
+
+
+def forwarded_allow_ips(
+    server: ServerConfig, environ: Mapping[str, str] | None = None, *, warn: bool = True
+) -> list[str]:
+    """The proxies uvicorn believes (its ``forwarded_allow_ips``): the key's value; when
+    the configuration leaves the key out, a non-empty ``$FORWARDED_ALLOW_IPS`` (uvicorn's
+    comma-separated variable, which earlier deploy notes said to set) still wins over
+    the default, checked like the key (``ConfigError`` naming the variable) and with a
+    warning to move it there unless ``warn`` is false."""
+    env = os.environ if environ is None else environ
+    legacy = env.get(UVICORN_PROXIES_ENV, "").strip()
+    if "forwarded_allow_ips" in server.model_fields_set or not legacy:
+        return list(server.forwarded_allow_ips)
+    try:
+        trusted = ServerConfig(forwarded_allow_ips=legacy.split(",")).forwarded_allow_ips
+    except ValidationError as exc:
+        raise ConfigError(
+            UVICORN_PROXIES_ENV, exc.errors()[0]["msg"].removeprefix("Value error, ")
+        ) from None
+    if warn:
+        logger.warning(
+            "%s is read because server.forwarded_allow_ips is not set: move it to that "
+            "key (SYSMON_SERVER__FORWARDED_ALLOW_IPS='%s')",
+            UVICORN_PROXIES_ENV,
+            json.dumps(trusted),
+        )
+    return trusted
 
 
 def served_url(host: str, port: int, *, tls: bool) -> str:

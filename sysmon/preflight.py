@@ -4,7 +4,9 @@
 The pydantic models check each value; this checks what the agent and the server would
 otherwise only hit once running: collector options, that every enabled alert channel
 finds its secret in the environment, that the database (and the live-channel socket)
-can be created and written by this user, and that configured TLS files are readable.
+can be created and written by this user, that configured TLS files are readable, and
+that uvicorn's ``$FORWARDED_ALLOW_IPS`` is valid when it stands in for
+``server.forwarded_allow_ips``.
 
 Kept apart from ``sysmon.main`` so that the long-lived ``sysmon serve`` supervisor does
 not load the whole API just to run these checks (about 6 MiB of resident memory).
@@ -15,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sysmon.collectors.registry import CollectorRegistry
-from sysmon.config import Settings, check_tls_files, check_writable_file
+from sysmon.config import Settings, check_tls_files, check_writable_file, forwarded_allow_ips
 
 
 def check_settings(settings: Settings, registry: CollectorRegistry | None = None) -> None:
@@ -42,3 +44,4 @@ def check_settings(settings: Settings, registry: CollectorRegistry | None = None
     if settings.agent.socket:
         check_writable_file("agent.socket", Path(settings.agent.socket))
     check_tls_files(settings.server)
+    forwarded_allow_ips(settings.server, warn=False)  # $FORWARDED_ALLOW_IPS, when it applies

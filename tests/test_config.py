@@ -13,6 +13,7 @@ from sysmon.config import (
     SERVED_URL_ENV,
     check_tls_files,
     check_writable_file,
+    forwarded_allow_ips,
     load_settings,
     public_url,
     served_url,
@@ -400,6 +401,74 @@ def test_dashboard_url_and_public_url_together_are_refused() -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(None, server={"dashboard_url": "http://a/", "public_url": "http://b/"})
     assert info.value.key == "server.dashboard_url"
+
+
+# --- server.forwarded_allow_ips: whose X-Forwarded-For is believed ---------------------
+# (the real server's use of it: tests/security/test_forwarded_allow_ips.py)
+
+
+def test_forwarded_allow_ips_default_is_a_proxy_on_this_machine() -> None:
+    server = load_settings(None).server
+    assert server.forwarded_allow_ips == ["127.0.0.1", "::1"]  # uvicorn's own default
+    assert forwarded_allow_ips(server, {}) == ["127.0.0.1", "::1"]
+
+
+def test_forwarded_allow_ips_reads_addresses_and_networks(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "server:\n  forwarded_allow_ips: [' 10.0.0.2', 172.18.0.0/16, '::1', 'fd00::/8']\n",
+    )
+    server = load_settings(path).server
+    assert server.forwarded_allow_ips == ["10.0.0.2", "172.18.0.0/16", "::1", "fd00::/8"]
+    assert load_settings(
+        None, server={"forwarded_allow_ips": ["*"]}
+    ).server.forwarded_allow_ips == ["*"]
+    assert load_settings(None, server={"forwarded_allow_ips": []}).server.forwarded_allow_ips == []
+
+
+@pytest.mark.parametrize(
+    ("entries", "says"),
+    [
+        (["nginx"], "'nginx' is not an IP address or a CIDR network"),
+        (["10.0.0.300"], "not an IP address or a CIDR network"),
+        ([""], "not an IP address or a CIDR network"),
+        (["10.0.0.1/8"], "has host bits set: write the network, 10.0.0.0/8"),
+        (["*", "10.0.0.1"], "write it alone"),
+    ],
+)
+def test_a_bad_forwarded_allow_ips_entry_names_the_key(entries: list[str], says: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, server={"forwarded_allow_ips": entries})
+    assert info.value.key == "server.forwarded_allow_ips"
+    assert says in info.value.message
+
+
+def test_forwarded_allow_ips_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYSMON_SERVER__FORWARDED_ALLOW_IPS", '["10.0.0.1", "10.1.0.0/16"]')
+    assert load_settings(None).server.forwarded_allow_ips == ["10.0.0.1", "10.1.0.0/16"]
+    monkeypatch.setenv("SYSMON_SERVER__FORWARDED_ALLOW_IPS", '["10.0.0.1/8"]')
+    with pytest.raises(ConfigError) as info:
+        load_settings(None)
+    assert info.value.key == "server.forwarded_allow_ips"
+
+
+def test_uvicorns_variable_stands_in_only_while_the_key_is_unset(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    legacy = {"FORWARDED_ALLOW_IPS": "10.0.0.2, 10.1.0.0/16"}
+    with caplog.at_level(logging.WARNING, logger="sysmon.config"):
+        assert forwarded_allow_ips(load_settings(None).server, legacy) == [
+            "10.0.0.2",
+            "10.1.0.0/16",
+        ]
+    assert "move it to that key" in caplog.text
+    # Set, even to the default, the key wins.
+    for value in (["127.0.0.1", "::1"], ["10.9.9.9"]):
+        server = load_settings(None, server={"forwarded_allow_ips": value}).server
+        assert forwarded_allow_ips(server, legacy) == value
+    with pytest.raises(ConfigError) as info:
+        forwarded_allow_ips(load_settings(None).server, {"FORWARDED_ALLOW_IPS": "nginx"})
+    assert info.value.key == "FORWARDED_ALLOW_IPS"
 
 
 # --- files the service will need ---------------------------------------------------------
