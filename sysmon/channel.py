@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import queue
@@ -44,6 +43,8 @@ import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from sysmon.serialize import from_json, to_json_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -84,11 +85,7 @@ def _private_dir(folder: Path) -> None:
 
 def encode_frame(meta: Mapping[str, Any] | bytes, body: bytes) -> bytes:
     """One frame: ``meta`` (a mapping, or its JSON already encoded) and ``body``."""
-    meta_bytes = (
-        meta
-        if isinstance(meta, bytes)
-        else json.dumps(meta, separators=(",", ":"), allow_nan=False, default=str).encode()
-    )
+    meta_bytes = meta if isinstance(meta, bytes) else to_json_bytes(meta)
     return HEADER.pack(len(meta_bytes), len(body)) + meta_bytes + body
 
 
@@ -226,7 +223,7 @@ async def read_frame(reader: asyncio.StreamReader) -> Frame:
     meta_len, body_len = HEADER.unpack(header)
     if meta_len + body_len > MAX_FRAME_BYTES:
         raise ValueError(f"frame of {meta_len + body_len} bytes is over the limit")
-    meta = json.loads(await reader.readexactly(meta_len))
+    meta = from_json(await reader.readexactly(meta_len))
     body = await reader.readexactly(body_len)
     if not isinstance(meta, dict):
         raise ValueError("frame metadata is not an object")

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from sysmon.channel import HEADER, MAX_FRAME_BYTES, Frame, TickSubscriber, encode_frame
 from sysmon.secreturl import safe_url
+from sysmon.serialize import from_json
 
 if TYPE_CHECKING:
     from sysmon.api.feed import FrameSource
@@ -59,7 +59,7 @@ def decode_frame(data: bytes) -> Frame:
     meta_len, body_len = HEADER.unpack_from(data)
     if meta_len + body_len > MAX_FRAME_BYTES or HEADER.size + meta_len + body_len != len(data):
         raise ValueError(f"frame lengths {meta_len}+{body_len} do not match {len(data)} bytes")
-    meta = json.loads(data[HEADER.size : HEADER.size + meta_len])
+    meta = from_json(data[HEADER.size : HEADER.size + meta_len])
     if not isinstance(meta, dict):
         raise ValueError("frame metadata is not an object")
     return meta, data[HEADER.size + meta_len :]

@@ -74,6 +74,11 @@ def to_json_bytes(document: Any) -> bytes:
     return orjson.dumps(document, default=str)
 
 
+def from_json(data: bytes | str) -> Any:
+    """The inverse of ``to_json_bytes`` (orjson; refuses NaN, which it never writes)."""
+    return orjson.loads(data)
+
+
 def with_member(obj_json: bytes, key: str, value_json: bytes) -> bytes:
     """``{"a":1}`` with ``"key":value`` added last (``obj_json``: a JSON object)."""
     head = obj_json[:-1]

@@ -9,7 +9,6 @@ through the ``LiveHub``. The feed does not know or care where frames come from.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import MutableMapping
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any, Protocol
 from sysmon.clock import Clock
 from sysmon.live import LiveHub
 from sysmon.security.principal import principal_of
-from sysmon.serialize import to_json_bytes
+from sysmon.serialize import from_json, to_json_bytes
 
 
 class FrameSource(Protocol):
@@ -91,7 +90,7 @@ class TickFeed:
         processes = list(meta.get("processes") or [])
         viewer_body, viewer_processes = body, processes
         if self.roles_apply:
-            document = json.loads(body)
+            document = from_json(body)
             document["processes"] = _without_cmdlines(document.get("processes") or [])
             viewer_body = to_json_bytes(document)
             viewer_processes = _without_cmdlines(processes)
