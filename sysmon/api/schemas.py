@@ -91,6 +91,11 @@ class AgentHealth(BaseModel):
         description="How late ticks started (p50, p99, max over the last hour)"
     )
     overruns: int | None
+    live_redis: dict[str, Any] | None = Field(
+        default=None,
+        description="The agent's publishing to Redis (redis.url): url, channel, connected, "
+        "published, replaced, last_error; null without Redis or before the first tick",
+    )
 
 
 class CollectorHealth(BaseModel):

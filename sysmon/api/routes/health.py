@@ -4,8 +4,9 @@ Health always answers 200; ``status`` is ``degraded`` while anything is wrong, a
 ``problems`` says what, in words: the agent is unreachable or silent, a collector missed
 samples in the last minute (per collector: missed in the last minute and hour, and the
 last reason), the database is unreachable, damaged or replaced, or writes are pending,
-or a forwarding remote (``forward:``) has failed for more than its
-``degraded_after_ticks`` or dropped unsent ticks in the last hour.
+a forwarding remote (``forward:``) has failed for more than its
+``degraded_after_ticks`` or dropped unsent ticks in the last hour, or the agent cannot
+publish its ticks to Redis (``redis.url``; ``agent.live_redis`` has the details).
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ def _problems(
             f"{db['pending_writes']} ticks waiting to be written: {db.get('last_error')}"
         )
     problems.extend(forward_problems(status.get("forward") or {}))
+    redis_problem = live_redis_problem((status.get("agent") or {}).get("live_redis"))
+    if redis_problem:
+        problems.append(redis_problem)
     for name, report in sorted((status.get("collectors") or {}).items()):
         if report.get("missed_last_minute"):
             problems.append(
@@ -67,6 +71,19 @@ def _problems(
                 f"minute: {report.get('last_reason')}"
             )
     return problems
+
+
+def live_redis_problem(live_redis: dict[str, Any] | None) -> str | None:
+    """The agent's Redis publishing (``sysmon.fanout.RedisTickPublisher.status``) while
+    it fails: servers that read ticks from Redis, on this machine or others, get none
+    (this server may still get them over the agent's socket). None while it works, has
+    not tried yet, or is off (no ``redis.url``)."""
+    if not live_redis or live_redis.get("connected") or not live_redis.get("last_error"):
+        return None
+    return (
+        f"agent cannot publish live ticks to redis {live_redis.get('url')}: "
+        f"{live_redis['last_error']}"
+    )
 
 
 def forward_problems(forward: dict[str, Any]) -> list[str]:
@@ -139,6 +156,7 @@ async def health(
             "error": subscriber.last_error,
             "tick_lateness_ms": agent.get("tick_lateness_ms"),
             "overruns": agent.get("overruns"),
+            "live_redis": agent.get("live_redis"),
         },
         "database": {
             "reachable": reachable,
