@@ -154,10 +154,8 @@ class LiveEdge:
         self._tiers = list(tiers)
         self._sid = sid
         self._base = base
-        self._done = {
-            int(code): float(done)
-            for code, done in fetch_all(conn, "SELECT tier, done_until FROM rollup_state")
-        }
+        self._done: dict[int, float] | None = None
+        """Rollup watermarks, read on the first rollup tier asked for (a raw query reads none)."""
         self._from: dict[int, float | None] = {}
         self._last: dict[int, float | None] = {}
         """Per tier: the newest instant its finer tiers may hold (an upper bound)."""
@@ -173,6 +171,11 @@ class LiveEdge:
         found: float | None = None
         idx = next(i for i, t in enumerate(self._tiers) if t.code == tier.code)
         if idx > 0:
+            if self._done is None:
+                self._done = {
+                    int(code): float(done)
+                    for code, done in fetch_all(conn, "SELECT tier, done_until FROM rollup_state")
+                }
             done = self._done.get(tier.code, -math.inf)
             first = min(
                 (
@@ -294,6 +297,20 @@ def _last_stored(conn: sqlite3.Connection, tiers: Sequence[Tier], sid: int) -> f
     return max(found) if found else None
 
 
+def series_fields(conn: sqlite3.Connection, metric: str, labels: Labels) -> tuple[int, list[str]]:
+    """The stored group's id and its field names (in column order), in one statement;
+    ``QueryError`` naming ``metric`` or ``labels`` if absent."""
+    rows = fetch_all(
+        conn,
+        "SELECT s.id, f.name FROM series s LEFT JOIN field f ON f.series_id = s.id "
+        "WHERE s.metric = ? AND s.labels = ? ORDER BY f.idx",
+        (metric, labels_key(labels)),
+    )
+    if not rows:
+        return series_id(conn, metric, labels), []  # raises the QueryError
+    return int(rows[0][0]), [str(r[1]) for r in rows if r[1] is not None]
+
+
 def series_id(conn: sqlite3.Connection, metric: str, labels: Labels) -> int:
     """The stored group's id; ``QueryError`` naming ``metric`` or ``labels`` if absent."""
     row = fetch_one(
@@ -307,11 +324,6 @@ def series_id(conn: sqlite3.Connection, metric: str, labels: Labels) -> int:
         shown = ",".join(f"{k}={v}" for k, v in labels) or "totals"
         raise QueryError("labels", f"no series {shown!r} stored for metric {metric!r}")
     return int(row[0])
-
-
-def field_names(conn: sqlite3.Connection, sid: int) -> list[str]:
-    rows = fetch_all(conn, "SELECT name FROM field WHERE series_id = ? ORDER BY idx", (sid,))
-    return [str(r[0]) for r in rows]
 
 
 def segments(

@@ -241,8 +241,7 @@ class SQLiteStore:
         tier = plan.tier
         partial_from: float | None = None
         with storage_errors("query failed"), self._pool.reading() as conn, read_snapshot(conn):
-            sid = reader.series_id(conn, q.metric, labels)
-            names = reader.field_names(conn, sid)
+            sid, names = reader.series_fields(conn, q.metric, labels)
             # The live edge: buckets not rolled up yet come from the finer tiers.
             edge = reader.LiveEdge(conn, self._tiers, sid, self._fill)
             live_slot = edge.first_slot(conn, tier, plan.t0)
