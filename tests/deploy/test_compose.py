@@ -232,3 +232,21 @@ def test_prometheus_configuration_and_rules_pass_promtool(tmp_path: Path) -> Non
 def test_alertmanager_configuration_passes_amtool() -> None:
     done = _run([str(shutil.which("amtool")), "check-config", str(PROMETHEUS / "alertmanager.yml")])
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_the_server_believes_forwarded_headers_from_the_network_gateway(name: str) -> None:
+    """nginx runs in the host's network and reaches the server through the published
+    port, so requests arrive from the compose network's gateway: only with that address
+    in ``server.forwarded_allow_ips`` do the client addresses (logs, rate limits) come
+    from nginx's X-Forwarded-For instead of all being the gateway."""
+    import json
+
+    from sysmon.config import ServerConfig
+
+    gateway = compose(name)["networks"]["default"]["ipam"]["config"][0]["gateway"]
+    raw = services(name)["sysmon"]["environment"]["SYSMON_SERVER__FORWARDED_ALLOW_IPS"]
+    trusted = ServerConfig(forwarded_allow_ips=json.loads(raw)).forwarded_allow_ips
+    assert trusted == [gateway]
+    assert services(name)["nginx"]["network_mode"] == "host"
+
