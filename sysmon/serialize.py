@@ -69,9 +69,10 @@ def snapshot_document(
 
 def to_json_bytes(document: Any) -> bytes:
     """Compact JSON (orjson: ~20x the standard library on float-heavy documents). A
-    non-finite float is written as ``null`` (JSON has no NaN); any other type orjson
-    does not know is written as its ``str``."""
-    return orjson.dumps(document, default=str)
+    non-finite float is written as ``null`` (JSON has no NaN); non-string keys and any
+    other type orjson does not know are written as their ``str``, as ``json.dumps``
+    would (with ``default=str``)."""
+    return orjson.dumps(document, default=str, option=orjson.OPT_NON_STR_KEYS)
 
 
 def from_json(data: bytes | str) -> Any:

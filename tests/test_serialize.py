@@ -64,3 +64,31 @@ def test_rows_are_encoded_once_while_the_same_object_comes_back(
 def test_with_member_adds_a_key_last() -> None:
     assert with_member(b"{}", "k", b"[1]") == b'{"k":[1]}'
     assert json.loads(with_member(b'{"a":1}', 'we"ird', b"null")) == {"a": 1, 'we"ird': None}
+
+
+def test_json_bytes_are_what_the_standard_library_reads_back() -> None:
+    """orjson with the standard encoder's leniencies: non-string keys become strings,
+    unknown types their ``str``; non-finite floats become ``null`` (the standard library
+    would write ``NaN``, which is not JSON)."""
+    from pathlib import PurePosixPath
+
+    document = {
+        1: "one",
+        "nested": {2.5: [1, 2.25, None, True]},
+        "path": PurePosixPath("/var/lib/sysmon"),
+        "gap": float("nan"),
+        "inf": float("-inf"),
+        "big": 2**63 + 5,
+        "text": 'caf\u00e9 \u2603 "quoted"',
+    }
+    encoded = serialize.to_json_bytes(document)
+    assert json.loads(encoded) == {
+        "1": "one",
+        "nested": {"2.5": [1, 2.25, None, True]},
+        "path": "/var/lib/sysmon",
+        "gap": None,
+        "inf": None,
+        "big": 2**63 + 5,
+        "text": 'caf\u00e9 \u2603 "quoted"',
+    }
+    assert serialize.from_json(encoded) == json.loads(encoded)

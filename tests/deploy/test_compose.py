@@ -249,4 +249,3 @@ def test_the_server_believes_forwarded_headers_from_the_network_gateway(name: st
     trusted = ServerConfig(forwarded_allow_ips=json.loads(raw)).forwarded_allow_ips
     assert trusted == [gateway]
     assert services(name)["nginx"]["network_mode"] == "host"
-
