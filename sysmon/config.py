@@ -17,7 +17,8 @@ import logging
 import os
 import re
 import socket
-from collections.abc import Hashable, Mapping
+import typing
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -503,19 +504,49 @@ def _env_json_error(exc: SettingsError, environ: Mapping[str, str]) -> ConfigErr
     prefix = f"SYSMON_{field}".upper()
     for name, value in sorted(environ.items()):
         upper = name.upper()
-        exact = upper == prefix
+        key = upper.removeprefix("SYSMON_").lower().replace("__", ".")
         # Only complex values are parsed as JSON: the culprit is the section's own
-        # variable or a nested one holding an object or a list.
-        if not exact and not (upper.startswith(prefix + "__") and value.lstrip()[:1] in ("[", "{")):
+        # variable or a nested one for a list or object key (or holding one).
+        if upper != prefix and not (
+            upper.startswith(prefix + "__")
+            and (value.lstrip()[:1] in ("[", "{") or _complex_key(key.split(".")))
+        ):
             continue
         try:
             json.loads(value)
         except ValueError as bad:
-            key = upper.removeprefix("SYSMON_").lower().replace("__", ".")
-            return ConfigError(key, f"environment variable {name} is not valid JSON: {bad}")
+            hint = ' (a list is written as JSON, e.g. \'["a", "b"]\')' if _list_key(key) else ""
+            return ConfigError(key, f"environment variable {name} is not valid JSON{hint}: {bad}")
     cause = exc.__cause__
     detail = f": {cause}" if cause is not None else ""
     return ConfigError(field, f"cannot read it from the environment{detail}")
+
+
+def _key_annotation(path: Sequence[str]) -> Any:
+    """The type annotation of the settings key at ``path`` (None if there is none)."""
+    model: Any = Settings
+    annotation: Any = None
+    for part in path:
+        fields = getattr(model, "model_fields", None)
+        if not isinstance(fields, dict) or part not in fields:
+            return None
+        annotation = fields[part].annotation
+        model = annotation
+    return annotation
+
+
+def _complex_key(path: Sequence[str]) -> bool:
+    """Whether pydantic-settings reads the key at ``path`` from the environment as JSON."""
+    annotation = _key_annotation(path)
+    origin = typing.get_origin(annotation) or annotation
+    return isinstance(origin, type) and (
+        issubclass(origin, (list, dict, tuple, set)) or issubclass(origin, BaseModel)
+    )
+
+
+def _list_key(key: str) -> bool:
+    origin = typing.get_origin(_key_annotation(key.split(".")))
+    return isinstance(origin, type) and issubclass(origin, (list, tuple, set))
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:

@@ -324,6 +324,10 @@ def test_log_level_is_validated_case_insensitively(
         ({"SYSMON_COLLECTORS": "[1"}, "collectors", "SYSMON_COLLECTORS"),
         ({"SYSMON_SERVER__LIMITS": "{bad", "SYSMON_SERVER__PORT": "9000"}, "server.limits",
          "SYSMON_SERVER__LIMITS"),
+        # A list key written as a bare value (not JSON), beside a plain string key that
+        # pydantic-settings takes as it is (and so must not be blamed).
+        ({"SYSMON_SERVER__FORWARDED_ALLOW_IPS": "10.0.0.1", "SYSMON_SERVER__HOST": "0.0.0.0"},
+         "server.forwarded_allow_ips", "SYSMON_SERVER__FORWARDED_ALLOW_IPS"),
     ],
 )  # fmt: skip
 def test_unparsable_json_in_the_environment_names_key_and_variable(
@@ -528,3 +532,14 @@ def test_tls_files_must_be_readable(tmp_path: Path) -> None:
     assert "missing.pem is not a readable file" in info.value.message
     (tmp_path / "missing.pem").write_text("k")
     check_tls_files(load_settings(None, server={"security": security}).server)
+
+
+def test_a_list_key_not_written_as_json_says_how_to_write_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SYSMON_SERVER__FORWARDED_ALLOW_IPS", "10.0.0.1,10.0.0.2")
+    with pytest.raises(ConfigError) as info:
+        load_settings(None)
+    assert info.value.key == "server.forwarded_allow_ips"
+    assert "a list is written as JSON" in info.value.message
+    assert "10.0.0.1" not in info.value.message  # never the value itself
