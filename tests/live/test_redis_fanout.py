@@ -12,7 +12,6 @@ import json
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,7 +27,7 @@ from sysmon.fanout import decode_frame
 from sysmon.storage.config import RetentionConfig
 from sysmon.storage.sqlite import SQLiteStore
 from tests.live.support import REDIS_URL, drop_keys, redis_or_skip, unique_prefix
-from tests.support.process import ROOT, free_port, wait_healthy
+from tests.support.process import free_port, sysmon_process, wait_healthy
 
 
 def _env() -> dict[str, str]:
@@ -39,24 +38,8 @@ def _env() -> dict[str, str]:
 
 @contextmanager
 def _process(argv: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sysmon", *argv],
-            cwd=ROOT,
-            env=_env(),
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with sysmon_process(argv, log, _env()) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def _config(path: Path, body: dict[str, Any]) -> Path:

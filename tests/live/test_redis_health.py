@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -27,7 +26,7 @@ from sysmon.api.routes.health import live_redis_problem
 from sysmon.storage.config import RetentionConfig
 from sysmon.storage.sqlite import SQLiteStore
 from tests.live.support import REDIS_URL, drop_keys, redis_or_skip, unique_prefix
-from tests.support.process import ROOT, free_port, wait_healthy
+from tests.support.process import free_port, sysmon_process, wait_healthy
 
 Health = dict[str, Any]
 
@@ -35,24 +34,8 @@ Health = dict[str, Any]
 @contextmanager
 def _process(config: Path, command: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYSMON_")}
-    with log.open("ab") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "sysmon", "--config", str(config), command],
-            cwd=ROOT,
-            env=env,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with sysmon_process(["--config", str(config), command], log, env) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def _config(tmp_path: Path, name: str, body: dict[str, Any]) -> Path:

@@ -26,7 +26,7 @@ import yaml
 
 from sysmon.storage.config import RetentionConfig
 from sysmon.storage.sqlite import SQLiteStore
-from tests.support.process import ROOT, free_port, service_env
+from tests.support.process import ROOT, free_port, service_env, stop
 
 FORWARDED = "203.0.113.7"
 OTHER = "198.51.100.9"
@@ -120,12 +120,7 @@ def server(
             time.sleep(0.1)
         yield Server(base, tmp_path / "logs", console)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def test_by_default_a_local_proxy_names_the_client(tmp_path: Path) -> None:

@@ -61,6 +61,37 @@ def spawn_service(
     )
 
 
+def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM ``proc`` if it still runs, wait, SIGKILL it after ``timeout``; reaped."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def sysmon_process(
+    argv: Sequence[str], log: Path, env: dict[str, str]
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m sysmon <argv>`` from the repository, output appended to ``log``;
+    stopped (``stop``) on exit."""
+    with log.open("ab") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sysmon", *argv],
+            cwd=ROOT,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield proc
+    finally:
+        stop(proc)
+
+
 class Service(subprocess.Popen[bytes]):
     """A service subprocess whose combined output goes to ``log_path``."""
 
@@ -84,10 +115,4 @@ def running_service(argv: Sequence[str], env: dict[str, str], port: int) -> Iter
                 raise TimeoutError(proc.log_text()[-3000:]) from None
             yield proc
         finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop(proc)
