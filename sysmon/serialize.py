@@ -72,7 +72,32 @@ def to_json_bytes(document: Any) -> bytes:
     non-finite float is written as ``null`` (JSON has no NaN); non-string keys and any
     other type orjson does not know are written as their ``str``, as ``json.dumps``
     would (with ``default=str``)."""
-    return orjson.dumps(document, default=str, option=orjson.OPT_NON_STR_KEYS)
+    try:
+        return orjson.dumps(document, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # a lone surrogate: bytes the OS gave that are not UTF-8
+        return orjson.dumps(valid_text(document), default=str, option=orjson.OPT_NON_STR_KEYS)
+
+
+def valid_text(value: Any) -> Any:
+    """``value`` with every string made valid Unicode. Command lines, mount points and
+    other names the OS hands over are decoded with ``surrogateescape``, so a process
+    started with arguments that are not UTF-8 yields lone surrogates, which JSON
+    encoders refuse; such bytes are written as ``\\xff`` escapes instead."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            try:
+                raw = value.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:  # a surrogate that is not an escaped byte
+                return value.encode("utf-8", "backslashreplace").decode("utf-8")
+            return raw.decode("utf-8", "backslashreplace")
+    if isinstance(value, Mapping):
+        return {valid_text(k): valid_text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [valid_text(v) for v in value]
+    return value
 
 
 def from_json(data: bytes | str) -> Any:

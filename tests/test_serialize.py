@@ -92,3 +92,15 @@ def test_json_bytes_are_what_the_standard_library_reads_back() -> None:
         "text": 'caf\u00e9 \u2603 "quoted"',
     }
     assert serialize.from_json(encoded) == json.loads(encoded)
+
+
+def test_strings_that_are_not_utf8_are_written_as_escapes() -> None:
+    """Names the OS decoded with ``surrogateescape`` (a command line that is not UTF-8)
+    are written as ``\\xff`` text instead of failing the whole document; keys too."""
+    odd = b"bad\xff\xfename".decode("utf-8", "surrogateescape")
+    document = {"cmdline": odd, odd: [odd, ("x", "\ud800")], "fine": "caf\u00e9"}
+    assert json.loads(serialize.to_json_bytes(document)) == {
+        "cmdline": "bad\\xff\\xfename",
+        "bad\\xff\\xfename": ["bad\\xff\\xfename", ["x", "\\ud800"]],
+        "fine": "caf\u00e9",
+    }

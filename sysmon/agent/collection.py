@@ -41,11 +41,12 @@ class Streak:
         self.failing = False
         self.count = 0
 
-    def fail(self, error: str) -> None:
+    def fail(self, error: str, exc_info: bool = False) -> None:
+        """``exc_info``: log the exception being handled with the first failure."""
         self.count += 1
         if not self.failing:
             self.failing = True
-            logger.warning("%s failing: %s", self.what, error)
+            logger.warning("%s failing: %s", self.what, error, exc_info=exc_info)
 
     def ok(self) -> None:
         if self.failing:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sysmon import __version__
-from sysmon.agent.collection import Collection, Metronome
+from sysmon.agent.collection import Collection, Metronome, Streak
 from sysmon.agent.forward import Forwarding
 from sysmon.agent.gaps import GapLog
 from sysmon.agent.integrity import IntegrityWatch
@@ -142,6 +142,8 @@ class Agent:
         self.host = _host_facts(self.source)
         self._threaded = False
         self._tick_lock = threading.Lock()
+        self._alerting = Streak("alert evaluation")
+        self._publishing = Streak("live tick publishing")
         self.config_generation = 0
         """Counts applied reloads (health shows it; the server re-reads rules on change)."""
         self.started_at: float | None = None
@@ -216,15 +218,24 @@ class Agent:
         """Collect, evaluate alerts, publish, hand to the writer (see the module doc)."""
         stamp = self.clock.time() if ts is None else ts
         with self._tick_lock, self.tracer.tick(stamp) as trace:
-            snapshot = self._tick(stamp)
+            try:
+                snapshot = self._tick(stamp)
+            except Exception as exc:  # every collector's sample of this tick is lost: say so
+                reason = f"tick failed: {type(exc).__name__}: {exc}"[:300]
+                for name in self.collection.names:
+                    self.collection.gaps.record(name, stamp, reason)
+                raise
             trace.collected(snapshot, self.collection.durations())
             return snapshot
 
     def _tick(self, stamp: float) -> Snapshot:
+        """A failure of the alerts or of the live frame is logged (once per streak) and
+        costs only that step: the snapshot is still stored and forwarded."""
         snapshot = self.collection.tick(stamp)
-        self.alerts.consume(snapshot)
+        self._guarded(self._alerting, self.alerts.consume, snapshot)
         if self._threaded:
-            self.publish(snapshot)  # live first; the writer thread stores it meanwhile
+            # live first; the writer thread stores it meanwhile
+            self._guarded(self._publishing, self.publish, snapshot)
             self.writer.submit(snapshot)
             self.forwarding.submit(snapshot)
         else:
@@ -232,8 +243,17 @@ class Agent:
             self.writer.step()
             self.forwarding.submit(snapshot)
             self.forwarding.step()
-            self.publish(snapshot)
+            self._guarded(self._publishing, self.publish, snapshot)
         return snapshot
+
+    @staticmethod
+    def _guarded(streak: Streak, step: Callable[[Snapshot], None], snapshot: Snapshot) -> None:
+        try:
+            step(snapshot)
+        except Exception as exc:
+            streak.fail(f"{type(exc).__name__}: {exc}"[:300], exc_info=True)
+        else:
+            streak.ok()
 
     def publish(self, snapshot: Snapshot) -> None:
         shown = self.settings.api.current_process_rows

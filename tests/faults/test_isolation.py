@@ -60,6 +60,40 @@ def test_processes_with_huge_adversarial_command_lines_cost_no_sample(tmp_path: 
                 p.wait()
 
 
+def test_command_lines_that_are_not_utf8_cost_no_sample(tmp_path: Path) -> None:
+    """The OS hands over such bytes as lone surrogates (``surrogateescape``), which JSON
+    encoders refuse: the agent once failed every tick's live frame on them, and with it
+    the tick's samples. They are now shown as ``\\xff`` escapes, redacted as usual."""
+    code = "b = bytearray(64_000_000); import time; time.sleep(60)"  # high in the memory top
+    with monitor(tmp_path) as mon:
+        start = now_slot() + 1
+        odd = subprocess.Popen(
+            [b"bad\xff\xfename", "-c", code, b"--password=s\xffcret", b"\xfe"],
+            executable=sys.executable,
+        )
+        try:
+            time.sleep(8)  # several ticks with the process listed
+            end = now_slot() - 1
+            assert_complete(mon, BASE_METRICS, start, end)
+            health = mon.health()
+            assert health["status"] == "ok", health["problems"]
+            rows = httpx.get(
+                f"{mon.base}/api/v1/metrics/processes",
+                params={"sort": "memory", "limit": 100},
+                timeout=10,
+            ).json()["processes"]
+            mine = [r for r in rows if r["pid"] == odd.pid]
+            assert mine, "the process is not in the memory top 100"
+            cmdline = mine[0]["cmdline"]
+            assert cmdline.startswith("bad\\xff\\xfename -c ")
+            assert "--password=" in cmdline and "cret" not in cmdline
+            assert cmdline.endswith("\\xfe")
+            assert "failed" not in mon.log_text()
+        finally:
+            odd.kill()
+            odd.wait()
+
+
 def test_a_collector_past_its_deadline_loses_only_its_own_samples(tmp_path: Path) -> None:
     config = {
         "collection": {"plugins": ["tests.support.sleepy"]},
