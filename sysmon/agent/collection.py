@@ -36,8 +36,10 @@ logger = logging.getLogger(__name__)
 class Streak:
     """Log a failure once per streak, and once when it recovers."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, level: int = logging.WARNING) -> None:
         self.what = what
+        self.level = level
+        """Of the first failure's line (ERROR: a bug or bad data, reported to Sentry)."""
         self.failing = False
         self.count = 0
 
@@ -46,7 +48,7 @@ class Streak:
         self.count += 1
         if not self.failing:
             self.failing = True
-            logger.warning("%s failing: %s", self.what, error, exc_info=exc_info)
+            logger.log(self.level, "%s failing: %s", self.what, error, exc_info=exc_info)
 
     def ok(self) -> None:
         if self.failing:

@@ -142,8 +142,8 @@ class Agent:
         self.host = _host_facts(self.source)
         self._threaded = False
         self._tick_lock = threading.Lock()
-        self._alerting = Streak("alert evaluation")
-        self._publishing = Streak("live tick publishing")
+        self._alerting = Streak("alert evaluation", logging.ERROR)
+        self._publishing = Streak("live tick publishing", logging.ERROR)
         self.config_generation = 0
         """Counts applied reloads (health shows it; the server re-reads rules on change)."""
         self.started_at: float | None = None

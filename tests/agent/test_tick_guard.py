@@ -57,6 +57,7 @@ def test_a_failing_live_publish_costs_no_sample_and_is_logged_once(
         assert stored_slots(agent, start, clock.time()) == [start, start + 1, start + 2, start + 3]
         failing = [r for r in caplog.records if "live tick publishing failing" in r.message]
         assert len(failing) == 1 and failing[0].exc_info is not None
+        assert failing[0].levelno == logging.ERROR  # a bug or bad data: reported (Sentry)
         assert any("live tick publishing recovered" in r.message for r in caplog.records)
         assert not agent.collection.gaps.missing_now(clock.time())
     finally:
