@@ -41,6 +41,8 @@ import sys
 import time
 from pathlib import Path
 
+from sysmon.collectors.redact import redact_cmdline
+
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -59,14 +61,28 @@ ACCESS_LOGGER = f"{OWN_LOGGER}.access"
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
+SCRUB_FROM = logging.WARNING
+"""Warnings and errors quote what failed (an exception's message, a command line, a URL):
+their text goes through ``scrub``, in the console and in the JSON file alike."""
+
+
+def scrub(text: str) -> str:
+    """``text`` with secrets masked by the command-line rules of
+    ``sysmon.collectors.redact`` (``--password=***``, ``user:***@host``, ``?token=***``,
+    ``*_TOKEN=***``, ...), whole (no length cap)."""
+    return redact_cmdline([text], max_chars=len(text) + 1) if text else text
+
+
 class _Formatter(logging.Formatter):
     """The shared format; ``uvicorn.error`` (uvicorn's general logger, not errors only)
-    is shown as ``uvicorn`` so that "Uvicorn running on ..." does not read as an error."""
+    is shown as ``uvicorn`` so that "Uvicorn running on ..." does not read as an error.
+    Warnings and errors are scrubbed (``scrub``), tracebacks included."""
 
     def format(self, record: logging.LogRecord) -> str:
         if record.name == "uvicorn.error":
             record = logging.makeLogRecord({**record.__dict__, "name": "uvicorn"})
-        return super().format(record)
+        text = super().format(record)
+        return scrub(text) if record.levelno >= SCRUB_FROM else text
 
 
 def configure_logging(level: str = "INFO", *, access_log: bool = False) -> None:
@@ -133,6 +149,10 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
             entry["exception"] = record.exc_text
+        if record.levelno >= SCRUB_FROM:
+            for key in ("message", "exception"):
+                if key in entry:
+                    entry[key] = scrub(str(entry[key]))
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 

@@ -189,3 +189,27 @@ def test_exceptions_are_one_json_line() -> None:
     entry = json.loads(text)
     assert entry["message"] == "failed" and entry["process"] == "agent"
     assert entry["exception"].startswith("Traceback") and "ValueError: boom" in entry["exception"]
+
+
+def test_warnings_and_errors_are_scrubbed_of_secrets_info_is_not() -> None:
+    """An exception's message can quote a command line or a URL (a collector's error, a
+    failed connection): warnings and errors are masked by the command-line rules, in
+    the console format and the JSON file alike."""
+    from sysmon.logs import FORMAT, _Formatter
+
+    leaky = "probe failed: mysql --password=pw-0001 https://u:pw-0002@db/x?token=pw-0003"
+    try:
+        raise RuntimeError(leaky)
+    except RuntimeError:
+        error = logging.LogRecord(
+            "sysmon.x", logging.ERROR, __file__, 1, "tick: %s", (leaky,), None
+        )
+        error.exc_info = sys.exc_info()
+    info = logging.LogRecord("sysmon.x", logging.INFO, __file__, 1, "plain --key=value", (), None)
+    console = _Formatter(FORMAT).format(error)
+    entry = json.loads(JsonFormatter("agent").format(error))
+    for text in (console, entry["message"], entry["exception"]):
+        assert "pw-000" not in text
+    assert "--password=***" in entry["message"] and "u:***@db" in entry["exception"]
+    assert "Traceback" in console and "RuntimeError" in entry["exception"]
+    assert json.loads(JsonFormatter("agent").format(info))["message"] == "plain --key=value"

@@ -263,6 +263,12 @@ def test_agent_tick_error_is_reported_without_secrets(
     argv = json.dumps((event.get("extra") or {}).get("sys.argv", ""))
     assert "agent" in argv
     _assert_no_secret(receiver)
+    # The agent's own log is scrubbed by the same command-line rules (sysmon.logs.scrub).
+    # Bare values (the JWT secret) are masked only in Sentry events, which know them.
+    local = log.read_text(errors="replace")
+    assert "live tick publishing failing" in local and "--password=***" in local
+    for secret in ("cmdline-secret-0001", "url-secret-0006", "query-secret-0002"):
+        assert secret not in local, secret
 
 
 def test_scrubber_rules() -> None:
