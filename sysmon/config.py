@@ -535,18 +535,23 @@ def _key_annotation(path: Sequence[str]) -> Any:
     return annotation
 
 
-def _complex_key(path: Sequence[str]) -> bool:
-    """Whether pydantic-settings reads the key at ``path`` from the environment as JSON."""
+def _key_type(path: Sequence[str]) -> type | None:
+    """The container or model type of the settings key at ``path`` (``list`` for
+    ``list[str]``), None for anything else."""
     annotation = _key_annotation(path)
     origin = typing.get_origin(annotation) or annotation
-    return isinstance(origin, type) and (
-        issubclass(origin, (list, dict, tuple, set)) or issubclass(origin, BaseModel)
-    )
+    return origin if isinstance(origin, type) else None
+
+
+def _complex_key(path: Sequence[str]) -> bool:
+    """Whether pydantic-settings reads the key at ``path`` from the environment as JSON."""
+    kind = _key_type(path)
+    return kind is not None and issubclass(kind, (list, dict, tuple, set, BaseModel))
 
 
 def _list_key(key: str) -> bool:
-    origin = typing.get_origin(_key_annotation(key.split(".")))
-    return isinstance(origin, type) and issubclass(origin, (list, tuple, set))
+    kind = _key_type(key.split("."))
+    return kind is not None and issubclass(kind, (list, tuple, set))
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:

@@ -73,9 +73,13 @@ def to_json_bytes(document: Any) -> bytes:
     other type orjson does not know are written as their ``str``, as ``json.dumps``
     would (with ``default=str``)."""
     try:
-        return orjson.dumps(document, default=str, option=orjson.OPT_NON_STR_KEYS)
+        return _dumps(document)
     except TypeError:  # a lone surrogate: bytes the OS gave that are not UTF-8
-        return orjson.dumps(valid_text(document), default=str, option=orjson.OPT_NON_STR_KEYS)
+        return _dumps(valid_text(document))
+
+
+def _dumps(document: Any) -> bytes:
+    return orjson.dumps(document, default=str, option=orjson.OPT_NON_STR_KEYS)
 
 
 def valid_text(value: Any) -> Any:
