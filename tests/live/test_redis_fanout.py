@@ -166,7 +166,9 @@ def test_two_server_processes_serve_the_same_live_ticks(tmp_path: Path) -> None:
             meta, body = decode_frame(latest)
             assert meta["type"] == "tick" and json.loads(body)["timestamp"] == meta["timestamp"]
             fanout = meta["status"]["agent"]["live_redis"]
-            assert fanout["connected"] is True and fanout["published"] >= 4, fanout
+            # A frame's status is built before that frame is published: the 4th tick the
+            # streams saw (at least the agent's 4th) reports 3 or more published before it.
+            assert fanout["connected"] is True and fanout["published"] >= 3, fanout
             assert fanout["channel"] == channel
             # The same redis.url holds both servers' rate limit windows.
             limit_keys = [k for k in client.scan_iter(match=f"*{prefix}*") if b":ticks:" not in k]
