@@ -210,9 +210,7 @@ class AlertStore:
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
         db = self._database(must_exist=False)
         try:
-            if db.kind == "sqlite":
-                with db.read() as conn:
-                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            db.use_wal()
             migrate.upgrade(db, "alerts", child=self._migrate_in_child)
         except SQLAlchemyError as exc:
             db.close()

@@ -27,7 +27,8 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -39,7 +40,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, create_engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.pool import QueuePool, StaticPool
 
 Kind = Literal["sqlite", "postgresql"]
@@ -168,6 +169,32 @@ class Database:
             # Ends SQLAlchemy's implicit transaction; SQLite had none (no BEGIN was sent).
             conn.rollback()
 
+    def use_wal(
+        self,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """SQLite: switch the file to WAL mode (PostgreSQL: nothing to do).
+
+        The switch takes the write lock from inside the statement's own read, and SQLite
+        answers that with an immediate "database is locked", without waiting through
+        ``busy_timeout`` (waiting could deadlock), while another connection holds the
+        write lock on a file not yet in WAL mode: e.g. several processes creating the
+        file at once. So it is retried here for as long as ``busy_timeout`` would wait."""
+        if self.kind != "sqlite":
+            return
+        deadline = clock() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                with self.read() as conn:
+                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+                return
+            except OperationalError as exc:
+                if not _is_busy(exc) or clock() >= deadline:
+                    raise
+            sleep(0.01)
+
     def insert(self, table: Table) -> PgInsert | SqliteInsert:
         """``INSERT`` with this dialect's ``on_conflict_do_nothing``/``_do_update``."""
         return pg_insert(table) if self.kind == "postgresql" else sqlite_insert(table)
@@ -188,6 +215,12 @@ _ADVISORY_LOCK = select(sql_func.pg_advisory_xact_lock(bindparam("key", type_=Bi
 def lock_key(name: str) -> int:
     """A stable signed 64-bit advisory-lock key for ``name`` (PostgreSQL's bigint)."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def _is_busy(exc: OperationalError) -> bool:
+    """SQLITE_BUSY, including its extended codes."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_BUSY
 
 
 def error_text(exc: SQLAlchemyError) -> str:

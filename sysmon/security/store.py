@@ -124,9 +124,7 @@ class AuthStore:
         else:
             db = Database.postgresql(self._url, lock_key=LOCK_KEY)
         try:
-            if db.kind == "sqlite":
-                with db.read() as conn:
-                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            db.use_wal()
             migrate.upgrade(db, "auth")
         except SQLAlchemyError as exc:
             db.close()

@@ -75,6 +75,8 @@ def _signed_in(page: Any, api: AuthStack, name: str) -> None:
     _sign_in(page, name)
     page.wait_for_url(api.running.base_url + "/")
     page.wait_for_selector("#conn[data-state=live]")
+    # The header is filled by /auth/me, which answers independently of the live stream.
+    page.wait_for_selector("html[data-auth=on]", state="attached")
 
 
 def _cookies(browser_context: Any) -> dict[str, dict[str, Any]]:
@@ -167,6 +169,8 @@ def test_a_viewer_sees_names_not_empty_command_lines_and_next_stays_on_this_site
     _sign_in(page, "victor")
     page.wait_for_url(api.running.base_url + "/")
     page.wait_for_selector("#conn[data-state=live]")
+    # The header is filled by /auth/me, which answers independently of the live stream.
+    page.wait_for_selector("html[data-auth=on]", state="attached")
     assert page.text_content("#user-role") == "viewer"
     page.wait_for_selector("#procs tbody tr")
     rows = page.eval_on_selector_all(
