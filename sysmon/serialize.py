@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from sysmon.models import Collected, Snapshot
+from sysmon.models import Collected, Sample, Snapshot
 
 NO_INTEGERS: frozenset[str] = frozenset()
 
@@ -102,6 +102,27 @@ def valid_text(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [valid_text(v) for v in value]
     return value
+
+
+def valid_labels(collected: Collected) -> Collected:
+    """``collected`` with every label value valid Unicode (``valid_text``).
+
+    Label values are names the OS hands over (mount points, devices, interfaces): one
+    that is not UTF-8 would make every later encoder refuse the tick (the remote stores'
+    line protocols, notifications), so it is escaped once, where samples enter the agent.
+    The check costs an ``isascii`` per label value; only a tick with such a name is
+    rebuilt."""
+    if all(v.isascii() for s in collected.samples for _, v in s.labels):
+        return collected
+    samples = tuple(
+        s if all(v.isascii() for _, v in s.labels) else _valid_sample(s) for s in collected.samples
+    )
+    return Collected(samples=samples, rows=collected.rows)
+
+
+def _valid_sample(sample: Sample) -> Sample:
+    labels = tuple((k, valid_text(v)) for k, v in sample.labels)
+    return sample._replace(labels=labels)
 
 
 def from_json(data: bytes | str) -> Any:

@@ -29,6 +29,7 @@ from sysmon.agent.lane import Batch, Lane, Outcome, run_job
 from sysmon.clock import Clock
 from sysmon.collectors.base import Collector
 from sysmon.models import Collected, Snapshot
+from sysmon.serialize import valid_labels, valid_text
 
 logger = logging.getLogger(__name__)
 
@@ -201,14 +202,14 @@ class Collection:
                 errors[name] = f"missed its {slot.deadline:g}s deadline"
                 continue
             if outcome.error is not None:  # one collector's failure never stops the others
-                errors[name] = f"{type(outcome.error).__name__}: {outcome.error}"[:300]
+                errors[name] = valid_text(f"{type(outcome.error).__name__}: {outcome.error}"[:300])
                 continue
             slot.last_duration = outcome.duration
             slot.settle(outcome.duration)
             if outcome.finished - began > slot.deadline:
                 errors[name] = f"missed its {slot.deadline:g}s deadline"
                 continue
-            results[name] = outcome.value
+            results[name] = valid_labels(outcome.value)
         for name, slot in self._slots.items():
             if name in errors:
                 self.gaps.record(name, ts, errors[name])
