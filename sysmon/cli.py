@@ -37,6 +37,7 @@ from sysmon.config import (
     served_url,
 )
 from sysmon.errors import ConfigError
+from sysmon.known_secrets import secret_values
 from sysmon.logs import configure_logging
 
 logger = logging.getLogger("sysmon.cli")
@@ -75,7 +76,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _log_level(settings: Settings) -> None:
-    configure_logging(settings.logging.level, access_log=settings.server.access_log)
+    configure_logging(
+        settings.logging.level,
+        access_log=settings.server.access_log,
+        secrets=secret_values(settings, os.environ),
+    )
 
 
 def cmd_agent(args: argparse.Namespace) -> int:

@@ -39,9 +39,11 @@ import logging.handlers
 import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from sysmon.collectors.redact import redact_cmdline
+from sysmon.known_secrets import SecretMask
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -66,11 +68,19 @@ SCRUB_FROM = logging.WARNING
 their text goes through ``scrub``, in the console and in the JSON file alike."""
 
 
+class _Known:
+    """The secret values of this process's configuration (``configure_logging``'s
+    ``secrets``): one per process, like the logging set-up it belongs to."""
+
+    mask = SecretMask()
+
+
 def scrub(text: str) -> str:
-    """``text`` with secrets masked by the command-line rules of
+    """``text`` with secrets masked: by the command-line rules of
     ``sysmon.collectors.redact`` (``--password=***``, ``user:***@host``, ``?token=***``,
-    ``*_TOKEN=***``, ...), whole (no length cap)."""
-    return redact_cmdline([text], max_chars=len(text) + 1) if text else text
+    ``*_TOKEN=***``, ...), whole (no length cap), then every known secret value quoted
+    alone (``sysmon.known_secrets``)."""
+    return _Known.mask(redact_cmdline([text], max_chars=len(text) + 1)) if text else text
 
 
 class _Formatter(logging.Formatter):
@@ -85,12 +95,18 @@ class _Formatter(logging.Formatter):
         return scrub(text) if record.levelno >= SCRUB_FROM else text
 
 
-def configure_logging(level: str = "INFO", *, access_log: bool = False) -> None:
+def configure_logging(
+    level: str = "INFO", *, access_log: bool = False, secrets: Iterable[str] | None = None
+) -> None:
     """Install (once) the console handler and set the levels described above.
 
     ``level`` is ``logging.level`` (validated by the settings: DEBUG, INFO, WARNING,
-    ERROR or CRITICAL); ``access_log`` is ``server.access_log``.
+    ERROR or CRITICAL); ``access_log`` is ``server.access_log``; ``secrets`` are the
+    values ``scrub`` masks wherever they appear (``known_secrets.secret_values``; None
+    keeps the ones given before).
     """
+    if secrets is not None:
+        _Known.mask = SecretMask(secrets)
     root = logging.getLogger()
     if not any(getattr(h, _MARK, False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)

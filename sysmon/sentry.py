@@ -28,7 +28,8 @@ variables never sent:
   their value (``sys.argv`` as a whole command line);
 * every value the configuration reads as a secret (the variables the ``*_env`` keys
   name, ``SYSMON_JWT_SECRET``, the relational and Redis passwords, the OTLP headers,
-  and any ``SYSMON_*`` variable whose name says secret) is replaced wherever it appears.
+  and any ``SYSMON_*`` variable whose name says secret: ``sysmon.known_secrets``) is
+  replaced wherever it appears.
 """
 
 from __future__ import annotations
@@ -37,22 +38,21 @@ import logging
 import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 from sysmon import __version__
 from sysmon.collectors.redact import MAX_CHARS, is_secret_key, redact_cmdline
+from sysmon.known_secrets import SecretMask, secret_values
 
 if TYPE_CHECKING:
     from sysmon.config import Settings
+
+__all__ = ["FILTERED", "Scrubber", "install_sentry", "secret_values"]
 
 logger = logging.getLogger(__name__)
 
 DSN_ENV = "SYSMON_SENTRY_DSN"
 ENVIRONMENT_ENV = "SYSMON_SENTRY_ENVIRONMENT"
 FILTERED = "[Filtered]"
-MIN_SECRET_CHARS = 4
-"""Shorter values are not replaced everywhere: "true" or "1234" would blank out half the
-report; such a value under a secret key is still filtered by its key."""
 SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "cookies", "set-cookie", "x-api-key"}
 )
@@ -90,65 +90,11 @@ def install_sentry(role: str, settings: Settings, environ: Mapping[str, str] | N
     return True
 
 
-def secret_values(settings: Settings, environ: Mapping[str, str]) -> set[str]:
-    """Every secret the configuration knows of, as the values to look for."""
-    names: set[str] = set()
-    _env_names(settings.model_dump(mode="python"), names)
-    found = {environ[name] for name in names if environ.get(name)}
-    for name, value in environ.items():
-        if name.upper().startswith("SYSMON_") and value and is_secret_key(name):
-            found.add(value)
-    for url in (
-        _maybe(settings.relational.resolved_url, environ),
-        settings.redis.resolved_url(environ),
-    ):
-        password = _password(url)
-        if password:
-            found.add(password)
-    headers = settings.telemetry.headers(environ)
-    found.update(v for v in headers.values() if v)
-    return {value for value in found if len(value) >= MIN_SECRET_CHARS}
-
-
-def _env_names(value: Any, names: set[str]) -> None:
-    """The values of every ``*_env`` key, at any depth (they name secret variables)."""
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if str(key).endswith("_env") and isinstance(item, str) and item:
-                names.add(item)
-            else:
-                _env_names(item, names)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _env_names(item, names)
-
-
-def _maybe(resolve: Any, environ: Mapping[str, str]) -> str | None:
-    try:
-        url = resolve(environ)
-    except Exception:  # an unreadable password file: nothing to scrub from there
-        return None
-    return url if isinstance(url, str) else None
-
-
-def _password(url: str | None) -> str | None:
-    if not url:
-        return None
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return None
-    return unquote(password) if password else None
-
-
 class Scrubber:
     """``before_send``/``before_breadcrumb``: the rules in the module docstring."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        # Longest first: a secret containing another is replaced whole.
-        self._secrets = sorted(
-            {s for s in secrets if len(s) >= MIN_SECRET_CHARS}, key=len, reverse=True
-        )
+        self._mask = SecretMask(secrets, FILTERED)
 
     def event(self, event: Any, hint: Any) -> Any:
         return self._walk(event)
@@ -157,11 +103,7 @@ class Scrubber:
         return self._walk(crumb)
 
     def text(self, value: str) -> str:
-        out = redact_cmdline([value], max_chars=MAX_CHARS)
-        for secret in self._secrets:
-            if secret in out:
-                out = out.replace(secret, FILTERED)
-        return out
+        return self._mask(redact_cmdline([value], max_chars=MAX_CHARS))
 
     def _walk(self, value: Any) -> Any:
         if isinstance(value, str):

@@ -263,11 +263,13 @@ def test_agent_tick_error_is_reported_without_secrets(
     argv = json.dumps((event.get("extra") or {}).get("sys.argv", ""))
     assert "agent" in argv
     _assert_no_secret(receiver)
-    # The agent's own log is scrubbed by the same command-line rules (sysmon.logs.scrub).
-    # Bare values (the JWT secret) are masked only in Sentry events, which know them.
+    # The agent's own log is scrubbed by the same rules (sysmon.logs.scrub): the
+    # command-line patterns and the bare values its configuration knows (the JWT secret,
+    # the Redis and SMTP passwords quoted alone in LEAKY).
     local = log.read_text(errors="replace")
     assert "live tick publishing failing" in local and "--password=***" in local
-    for secret in ("cmdline-secret-0001", "url-secret-0006", "query-secret-0002"):
+    assert "key *** redis *** smtp ***" in local
+    for secret in SECRETS:
         assert secret not in local, secret
 
 
