@@ -116,6 +116,10 @@ class RedisTickPublisher:
         self.replaced = 0
         """Frames replaced by a newer one before they were sent (Redis slow or down)."""
         self.last_error: str | None = None
+        self.latest_error: str | None = None
+        """Why the latest-frame key was not stored while PUBLISH works (Redis out of
+        memory refuses SET, not PUBLISH): subscribers still get every tick, a server
+        that starts meanwhile waits for the next one."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisTickPublisher | None:
@@ -159,6 +163,7 @@ class RedisTickPublisher:
             "published": self.published,
             "replaced": self.replaced,
             "last_error": self.last_error,
+            "latest_error": self.latest_error,
         }
 
     def _run(self) -> None:
@@ -190,9 +195,11 @@ class RedisTickPublisher:
         while True:
             try:
                 pipe = client.pipeline(transaction=False)
-                pipe.set(self.latest_key, frame, ex=self._ttl)
                 pipe.publish(self.channel, frame)
-                pipe.execute()
+                pipe.set(self.latest_key, frame, ex=self._ttl)
+                sent, stored = pipe.execute(raise_on_error=False)
+                if isinstance(sent, Exception):
+                    raise sent
             except (redis.RedisError, OSError) as exc:
                 if self.connected or self.last_error is None:
                     logger.warning(
@@ -217,7 +224,25 @@ class RedisTickPublisher:
                 self.last_error = None
                 self._backoff.reset()
             self.published += 1
+            self._stored(stored)
             return
+
+    def _stored(self, outcome: Any) -> None:
+        """Record the SET of the latest frame: one warning when it starts failing (no
+        back-off: the connection and PUBLISH work), one line when it works again."""
+        if isinstance(outcome, Exception):
+            if self.latest_error is None:
+                logger.warning(
+                    "live fan-out: redis %s takes the published ticks but refuses to store "
+                    "the latest one in %s: %s",
+                    safe_url(self.url),
+                    self.latest_key,
+                    outcome,
+                )
+            self.latest_error = f"{type(outcome).__name__}: {outcome}"
+        elif self.latest_error is not None:
+            logger.info("live fan-out: storing the latest tick in redis again")
+            self.latest_error = None
 
 
 def agent_fanout(settings: Settings) -> RedisTickPublisher | None:

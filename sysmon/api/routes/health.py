@@ -76,9 +76,20 @@ def _problems(
 def live_redis_problem(live_redis: dict[str, Any] | None) -> str | None:
     """The agent's Redis publishing (``sysmon.fanout.RedisTickPublisher.status``) while
     it fails: servers that read ticks from Redis, on this machine or others, get none
-    (this server may still get them over the agent's socket). None while it works, has
+    (this server may still get them over the agent's socket); or while Redis takes the
+    ticks but refuses to store the latest one (out of memory). None while it works, has
     not tried yet, or is off (no ``redis.url``)."""
-    if not live_redis or live_redis.get("connected") or not live_redis.get("last_error"):
+    if not live_redis:
+        return None
+    if live_redis.get("connected"):
+        if live_redis.get("latest_error"):
+            return (
+                f"agent publishes live ticks to redis {live_redis.get('url')} but cannot "
+                f"store the latest one (a server starting now waits for the next tick): "
+                f"{live_redis['latest_error']}"
+            )
+        return None
+    if not live_redis.get("last_error"):
         return None
     return (
         f"agent cannot publish live ticks to redis {live_redis.get('url')}: "
