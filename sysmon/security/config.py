@@ -186,8 +186,8 @@ class HttpLimits(BaseModel):
         ge=1 * KIB,
         le=1 * MIB,
         description=(
-            "Request line plus headers buffered while still incomplete (h11's max incomplete "
-            "event size); past this the request is answered 400"
+            "Request line plus headers received while still incomplete; past this the "
+            "request is answered 431 and the connection closed"
         ),
     )
     cache_max_bytes: int = Field(

@@ -6,6 +6,7 @@ sleeping and then asserting.
 
 from __future__ import annotations
 
+import json
 import pickle
 import select
 import socket
@@ -173,10 +174,41 @@ def test_partial_next_request_on_a_kept_alive_connection_is_closed() -> None:
 def test_oversized_headers_are_refused() -> None:
     with limited_server(max_header_bytes=4096) as server, connect(server) as sock:
         conn, data = request_bytes("GET", "/ping", [("x-big", "a" * 8192)])
-        sock.sendall(data[:-4])  # h11 checks the size while the headers are incomplete
-        status, _ = read_response(conn, sock)
-        assert status == 400
+        sock.sendall(data[:-4])  # checked while the headers are incomplete
+        status, body = read_response(conn, sock)
+        assert status == 431
+        assert json.loads(body) == {"detail": "request headers larger than 4096 bytes"}
         seconds_until_closed(sock)
+
+
+def test_headers_dripped_past_the_limit_are_refused() -> None:
+    with limited_server(max_header_bytes=4096) as server, connect(server) as sock:
+        conn, data = request_bytes("GET", "/ping", [("x-big", "a" * 8192)])
+        for i in range(0, len(data) - 4, 1024):
+            sock.sendall(data[i : min(i + 1024, len(data) - 4)])
+        status, _ = read_response(conn, sock)
+        assert status == 431
+
+
+def test_pipelined_requests_after_a_large_body_are_not_counted_as_headers() -> None:
+    """A chunk that ends one request (its body bigger than the header limit) and starts
+    the next is not held against the next request's headers."""
+    with limited_server(max_header_bytes=4096) as server, connect(server) as sock:
+        body = b"x" * 30_000
+        post = (
+            b"POST /size HTTP/1.1\r\nhost: t\r\ncontent-length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+        sock.sendall(post + b"GET /ping HTTP/1.1\r\nhost: t\r\n\r\n" * 3)
+        sock.settimeout(5)
+        seen = b""
+        while seen.count(b"HTTP/1.1 200") < 4:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed after {seen!r}"
+            seen += chunk
+        assert b'{"bytes":30000}' in seen and seen.count(b'{"ok":true}') == 3
 
 
 # --- connection cap -------------------------------------------------------------------------
