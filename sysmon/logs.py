@@ -41,6 +41,7 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from sysmon.collectors.redact import redact_cmdline
 from sysmon.known_secrets import SecretMask
@@ -109,7 +110,7 @@ def configure_logging(
         _Known.mask = SecretMask(secrets)
     root = logging.getLogger()
     if not any(getattr(h, _MARK, False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(_Formatter(FORMAT, DATE_FORMAT))
         handler.addFilter(_Drop(ACCESS_LOGGER))
         setattr(handler, _MARK, True)
@@ -127,6 +128,23 @@ def configure_logging(
         uvicorn_logger.setLevel(logging.NOTSET)
     logging.getLogger("uvicorn").setLevel(own_level)
     logging.getLogger("uvicorn.access").setLevel(logging.INFO if access_log else logging.WARNING)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is written, not when the handler
+    was made: a replaced stream (a test runner's capture, a daemon's redirect) that was
+    later closed would otherwise fail every line ("I/O operation on closed file")."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        """``StreamHandler`` assigns it; the live ``sys.stderr`` is always used."""
 
 
 class _Drop(logging.Filter):

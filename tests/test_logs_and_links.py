@@ -7,6 +7,7 @@ story within seconds: started, listening, alert firing, notification sent.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import subprocess
@@ -173,6 +174,25 @@ def pristine_logging() -> Iterator[None]:
         lg.setLevel(level)
         lg.handlers[:] = handlers
         lg.propagate = propagate[lg.name if lg.name != "root" else ""]
+
+
+@pytest.mark.usefixtures("pristine_logging")
+def test_the_console_handler_writes_to_the_stderr_of_the_moment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stderr replaced, then closed, after the handler was made (a test runner's
+    capture, a daemon's redirect) costs no line and no "I/O operation on closed file"."""
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "_sysmon_handler", False)]
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    configure_logging()
+    logging.getLogger("sysmon.test").warning("first")
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("sysmon.test").warning("second")
+    assert second.getvalue().endswith("WARNING sysmon.test: second\n")
 
 
 @pytest.mark.usefixtures("pristine_logging")
