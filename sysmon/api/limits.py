@@ -83,10 +83,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol plus a connection cap, a header timeout, a header size
     limit and a bounded drain (see the module docstring).
 
-    Invariant added: while the client owes us request headers (``awaiting_headers``) a
-    timer runs: uvicorn's keep-alive timer from the last response until a byte arrives,
-    ours (``header_timeout_seconds``) from the connection or that first byte until the
-    headers are complete; and the bytes received meanwhile are counted against
+    Invariant added: while the client owes us a request (``owes_request``: its headers
+    are incomplete, or every request so far has been answered and nothing more has
+    arrived) a timer runs: uvicorn's keep-alive timer from the last response until a
+    byte arrives, ours (``header_timeout_seconds``) from the connection or that first
+    byte until the headers are complete. An answer the client waits for (a slow query,
+    the live stream) is never timed. Bytes of incomplete headers are counted against
     ``max_header_bytes``.
     """
 
@@ -103,9 +105,20 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.limits = limits
         self.refused = False
         self.header_timer: asyncio.TimerHandle | None = None
-        self.awaiting_headers = True
+        self.in_headers = False
+        """A request line or headers have begun and are not complete."""
+        self.in_body = False
+        """Headers complete, the body (possibly empty) not yet all received."""
         self.header_bytes = 0
         self.ended_in_chunk = False
+
+    def owes_request(self) -> bool:
+        if self.in_headers:
+            return True
+        if self.in_body:
+            return False
+        answered = self.cycle is None or self.cycle.response_complete
+        return answered and not self.pipeline
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         # ``self.connections`` is every open connection of this server (HTTP and WebSocket);
@@ -129,7 +142,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         self.ended_in_chunk = False
         cycle = self.cycle
-        if cycle is not None and cycle.response_complete and not self.awaiting_headers:
+        if cycle is not None and cycle.response_complete and self.in_body:
             # Answered before the body was read: the parser discards the rest, but uvicorn's
             # data_received would cancel the keep-alive timer on every read. Keep it.
             try:
@@ -142,29 +155,34 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             self._cancel_header_timer()
             return
-        if not self.awaiting_headers:
-            return
-        # A chunk that ended a request may hold its body: only later chunks count (what
-        # escapes the count is one read, so memory stays bounded).
-        self.header_bytes = 0 if self.ended_in_chunk else self.header_bytes + len(data)
-        if self.header_bytes > self.limits.max_header_bytes:
-            self._refuse_headers()
+        if self.in_headers:
+            # A chunk that also ended the previous request may hold its body: only later
+            # chunks count (what escapes the count is one read).
+            if not self.ended_in_chunk:
+                self.header_bytes += len(data)
+            if self.header_bytes > self.limits.max_header_bytes:
+                self._refuse_headers()
+                return
+        if not self.owes_request():
+            self._cancel_header_timer()
         elif self.timeout_keep_alive_task is None:
             self._arm_header_timer()  # bytes of a new request arrived: uvicorn's timer is off
 
     # Parser callbacks (httptools calls them from feed_data).
     def on_message_begin(self) -> None:
         self._unset_keepalive_if_required()  # a new request, also after a drained body
+        self.in_headers = True
+        self.header_bytes = 0
         super().on_message_begin()
 
     def on_headers_complete(self) -> None:
-        self.awaiting_headers = False
-        self.header_bytes = 0
+        self.in_headers = False
+        self.in_body = True
         self._cancel_header_timer()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self.awaiting_headers = True  # what follows is the next request
+        self.in_body = False
         self.ended_in_chunk = True
         super().on_message_complete()
 
@@ -195,7 +213,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _header_timeout(self) -> None:
         self.header_timer = None
-        if self.awaiting_headers and not self.transport.is_closing():
+        if self.owes_request() and not self.transport.is_closing():
             logger.debug("closing %s: no complete request headers in time", self.client)
             self.transport.close()
 

@@ -6,6 +6,7 @@ sleeping and then asserting.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import pickle
 import select
@@ -38,6 +39,11 @@ def small_app(limits: HttpLimits) -> FastAPI:
 
     @app.get("/ping")
     async def ping() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/slow")
+    async def slow() -> dict[str, bool]:  # a long answer: a year of rollups, a stream
+        await asyncio.sleep(1.5)
         return {"ok": True}
 
     @app.post("/size")
@@ -149,6 +155,25 @@ def test_dripping_header_bytes_does_not_extend_the_deadline() -> None:
         else:
             pytest.fail("server kept a dripping connection open")
         assert time.monotonic() - started < 5
+
+
+def test_a_slow_answer_is_not_cut_by_the_header_timeout() -> None:
+    """The header timer is for a request the client owes, not for an answer it awaits
+    (the live stream is one long answer)."""
+    with limited_server(header_timeout_seconds=0.5) as server, connect(server) as sock:
+        conn, data = request_bytes("GET", "/slow", [])
+        sock.sendall(data + (conn.send(h11.EndOfMessage()) or b""))
+        status, body = read_response(conn, sock)
+        assert (status, json.loads(body)) == (200, {"ok": True})
+        assert get_ping_again(conn, sock) == 200  # and the connection is kept
+
+
+def get_ping_again(conn: h11.Connection, sock: socket.socket) -> int:
+    conn.start_next_cycle()
+    data = conn.send(h11.Request(method="GET", target="/ping", headers=[("host", "t")]))
+    sock.sendall(data + (conn.send(h11.EndOfMessage()) or b""))
+    status, _ = read_response(conn, sock)
+    return status
 
 
 def test_idle_keep_alive_connection_is_closed() -> None:
