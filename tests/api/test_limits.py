@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 import h11
 import httpx
@@ -22,7 +23,11 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel, ValidationError
 
 from sysmon.api.limits import HttpLimits, install_limits, uvicorn_options
+from sysmon.clock import FakeClock
+from sysmon.config import load_settings
+from tests.api.conftest import START
 from tests.support.server import RunningServer, serve
+from tests.support.stack import stack
 
 LIMIT = 64 * 1024
 BIG = 5 * 1024 * 1024
@@ -353,3 +358,34 @@ def test_defaults_and_bounds() -> None:
 def test_uvicorn_options_pickle_for_worker_processes() -> None:
     options = uvicorn_options(HttpLimits(max_connections=7))
     assert pickle.loads(pickle.dumps(options))["http"].keywords["limits"].max_connections == 7
+
+
+# --- the live stream under the limits ---------------------------------------------------
+
+
+def test_the_live_stream_outlives_the_header_timeout(tmp_path: Path) -> None:
+    """The real app and agent under the real limits: a stream (one long answer) keeps
+    delivering ticks well past ``header_timeout_seconds``."""
+    settings = load_settings(
+        None,
+        database={"path": str(tmp_path / "sysmon.db")},
+        server={"limits": {"header_timeout_seconds": 0.5}},
+    )
+    clock = FakeClock(START)
+    with (
+        stack(settings, clock, **uvicorn_options(settings.server.limits)) as running,
+        httpx.Client(base_url=running.base_url, timeout=10) as client,
+        client.stream("GET", "/api/v1/stream") as response,
+    ):
+        seen: list[float] = []
+        running.tick(1)
+        started = time.monotonic()
+        for line in response.iter_lines():
+            if not line.startswith("data: "):
+                continue
+            seen.append(json.loads(line[6:])["timestamp"])
+            if time.monotonic() - started > 1.5:
+                break
+            time.sleep(0.5)  # three header timeouts pass while the stream is open
+            running.tick(1)
+    assert len(seen) >= 4 and seen == sorted(set(seen))
