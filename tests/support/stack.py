@@ -21,6 +21,7 @@ import httpx
 from fastapi import FastAPI
 
 from sysmon.agent.service import Agent
+from sysmon.api.limits import uvicorn_options
 from sysmon.clock import FakeClock
 from sysmon.config import Settings
 from sysmon.main import create_app
@@ -66,7 +67,9 @@ def stack(
     agent.start(schedule=False)
     try:
         app = create_app(settings, clock=clock, channel=sock, start_agent=False)
-        with serve(app, **serve_kwargs) as running:
+        # The HTTP protocol and limits ``sysmon server`` runs with, unless a test says.
+        options = {**uvicorn_options(settings.server.limits), **serve_kwargs}
+        with serve(app, **options) as running:
             deadline = time.monotonic() + 10
             while not app.state.subscriber.connected:
                 assert time.monotonic() < deadline, "server never connected to the agent"
