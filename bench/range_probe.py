@@ -11,6 +11,7 @@ measurement of record (three runs, medians, VictoriaMetrics beside it)."""
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -37,6 +38,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for sysmon")
     parser.add_argument("--profile", type=Path, help="py-spy raw output file")
+    parser.add_argument("--pin-server", type=int, help="run the server on this CPU only")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="sysmon-probe-"))
     target = sysmon_target(tmp, "probe", 1, loaded=True)
@@ -51,6 +53,9 @@ def main() -> int:
         time.sleep(3)
         agent = int(health(target.base)["agent"]["pid"])
         server = next(c.pid for c in psutil.Process(proc.pid).children() if c.pid != agent)
+        if args.pin_server is not None:
+            for thread in psutil.Process(server).threads():
+                os.sched_setaffinity(thread.id, {args.pin_server})
         script = tmp / "range.lua"
         script.write_text(range_lua(SYSMON_RANGE, sysmon=True))
         spy = None
