@@ -13,8 +13,9 @@ names it is reached by (exact, ``*.example.com`` for subdomains, or ``*`` for an
 e.g. behind a proxy that checks the name itself).
 
 A request without a ``Host`` header is refused (421) in both modes: every browser and
-every HTTP/1.1 client sends one (h11 rejects HTTP/1.1 without it), so only a hand-made
-HTTP/1.0 request lacks it, and without it the check cannot tell which name was used.
+every HTTP/1.1 client sends one, so only a hand-made request lacks it (HTTP/1.0, or an
+HTTP/1.1 one that httptools lets through), and without it the check cannot tell which
+name was used.
 
 **Headers.** ``HttpSecurityMiddleware`` adds, to every response that passes through
 it (routes, errors, 404, static files, cached range answers, its own 421), the headers

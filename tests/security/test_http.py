@@ -142,10 +142,18 @@ def test_foreign_host_gets_421_in_none_mode(client: httpx.Client, host: str) -> 
     assert client.get("/api/v1/alerts/silences").json()["silences"] == []
 
 
-def test_missing_host_gets_421(server: Stack) -> None:
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /api/v1/health HTTP/1.0\r\n\r\n",
+        # httptools (the server's parser) lets an HTTP/1.1 request without Host through.
+        b"GET /api/v1/health HTTP/1.1\r\nConnection: close\r\n\r\n",
+    ],
+)
+def test_missing_host_gets_421(server: Stack, request_bytes: bytes) -> None:
     port = int(server.base_url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(b"GET /api/v1/health HTTP/1.0\r\n\r\n")
+        sock.sendall(request_bytes)
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
