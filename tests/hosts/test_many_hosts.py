@@ -165,7 +165,6 @@ def test_two_agents_one_victoriametrics_one_server(tmp_path: Path) -> None:
         vm.flush()
         end = float(int(time.time())) - 2
         start = end - 10
-        answers = {}
         for name, data in dirs.items():
             r = httpx.get(
                 f"{base}/api/v1/metrics/cpu",
@@ -184,8 +183,11 @@ def test_two_agents_one_victoriametrics_one_server(tmp_path: Path) -> None:
             common = sorted(set(remote) & set(local))
             assert len(common) >= 5, (name, remote, local)
             assert all(abs(remote[t] - local[t]) <= 1e-9 * max(1.0, abs(local[t])) for t in common)
-            answers[name] = remote
-        assert answers["alpha"] != answers["beta"]  # two agents, two series
+        # Each host's answer is its own agent's series (checked above). Not "alpha's differs
+        # from beta's": two agents on one machine sample /proc/stat at the same whole
+        # seconds, and on a quiet machine both read the same jiffies, so equal series are
+        # right (it failed once in CI on that). Where their series differ, the check above
+        # already tells them apart.
 
         # Unknown host: 422 naming host, with the known ones.
         r = httpx.get(f"{base}/api/v1/metrics/cpu", params={"host": "gamma"}, timeout=10)
