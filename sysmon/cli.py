@@ -37,8 +37,7 @@ from sysmon.config import (
     served_url,
 )
 from sysmon.errors import ConfigError
-from sysmon.known_secrets import secret_values
-from sysmon.logs import configure_logging
+from sysmon.logs import configure_logging, configure_logging_for
 
 logger = logging.getLogger("sysmon.cli")
 
@@ -75,19 +74,11 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _log_level(settings: Settings) -> None:
-    configure_logging(
-        settings.logging.level,
-        access_log=settings.server.access_log,
-        secrets=secret_values(settings, os.environ),
-    )
-
-
 def cmd_agent(args: argparse.Namespace) -> int:
     from sysmon.agent.process import run_agent
 
     settings = _settings(args)
-    _log_level(settings)
+    configure_logging_for(settings)
     log = settings.logging
     if log.file:  # the server opens its own in its lifespan (sysmon.api.requestlog)
         from sysmon.logs import add_file_log
@@ -113,7 +104,7 @@ def cmd_server(args: argparse.Namespace) -> int:
 
     watch_parent()
     settings = _settings(args)
-    _log_level(settings)
+    configure_logging_for(settings)
     host = args.host or settings.server.host
     port = args.port or settings.server.port
     try:
@@ -204,7 +195,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from sysmon.supervisor import sysmon_argv
 
     settings = _settings(args)
-    _log_level(settings)
+    configure_logging_for(settings)
     host = args.host or settings.server.host
     port = args.port or settings.server.port
     try:  # refused here too, so that serve exits at once instead of restarting a server

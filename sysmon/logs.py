@@ -41,10 +41,13 @@ import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sysmon.collectors.redact import redact_cmdline
-from sysmon.known_secrets import SecretMask
+from sysmon.known_secrets import SecretMask, secret_values
+
+if TYPE_CHECKING:
+    from sysmon.config import Settings
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -128,6 +131,16 @@ def configure_logging(
         uvicorn_logger.setLevel(logging.NOTSET)
     logging.getLogger("uvicorn").setLevel(own_level)
     logging.getLogger("uvicorn.access").setLevel(logging.INFO if access_log else logging.WARNING)
+
+
+def configure_logging_for(settings: Settings) -> None:
+    """``configure_logging`` with what the settings say: ``logging.level``,
+    ``server.access_log``, and the secret values they know of (masked in the logs)."""
+    configure_logging(
+        settings.logging.level,
+        access_log=settings.server.access_log,
+        secrets=secret_values(settings, os.environ),
+    )
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

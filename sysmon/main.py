@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -212,17 +211,12 @@ def _build_store(settings: Settings, clock: Clock) -> TimeSeriesStore:
 def _app_from_environment() -> FastAPI:
     """``uvicorn app.main:app``: the same logging and the same refusal of a bad
     configuration (``config error: <key>: <message>``, exit 2) as the ``sysmon`` command."""
-    from sysmon.known_secrets import secret_values
-    from sysmon.logs import configure_logging
+    from sysmon.logs import configure_logging, configure_logging_for
 
     configure_logging()
     try:
         settings = load_settings(config_path_from_env())
-        configure_logging(
-            settings.logging.level,
-            access_log=settings.server.access_log,
-            secrets=secret_values(settings, os.environ),
-        )
+        configure_logging_for(settings)
         return create_app(settings)
     except ConfigError as exc:
         logger.error("config error: %s", exc)

@@ -74,6 +74,11 @@ def uvicorn_options(limits: HttpLimits) -> dict[str, Any]:
     }
 
 
+def detail_json(text: str) -> bytes:
+    """The API's error shape, ``{"detail": text}``, for answers made below FastAPI."""
+    return json.dumps({"detail": text}).encode()
+
+
 def install_limits(app: FastAPI, limits: HttpLimits) -> None:
     """Add ``BodyLimitMiddleware``; call it last of the ``add_middleware`` calls (outermost)."""
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=limits.max_body_bytes)
@@ -188,9 +193,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse_headers(self) -> None:
         """431 in the API's JSON error shape, then close: the headers are not read on."""
-        body = json.dumps(
-            {"detail": f"request headers larger than {self.limits.max_header_bytes} bytes"}
-        ).encode()
+        body = detail_json(f"request headers larger than {self.limits.max_header_bytes} bytes")
         self.transport.write(
             b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
             b"content-type: application/json\r\n"
@@ -254,9 +257,7 @@ class BodyLimitMiddleware:
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.rejection = json.dumps(
-            {"detail": f"request body larger than {max_body_bytes} bytes"}
-        ).encode()
+        self.rejection = detail_json(f"request body larger than {max_body_bytes} bytes")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
