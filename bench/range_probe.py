@@ -29,7 +29,7 @@ def wrk(seconds: int, url: str, script: Path | None = None) -> str:
     argv = ["wrk", "-t2", "-c100", f"-d{seconds}s", "--latency"]
     argv += ["-s", str(script)] if script else []
     out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
-    keep = ("Requests/sec", "99%", "Non-2xx", "Socket errors")
+    keep = ("Requests/sec", "50%", "90%", "99%", "Non-2xx", "Socket errors")
     return "\n".join(line for line in out.splitlines() if line.strip().startswith(keep))
 
 
@@ -69,6 +69,7 @@ def main() -> int:
         print("60 s raw range, new URL each:\n" + wrk(args.seconds, target.base + "/", script))
         if spy is not None:
             spy.wait()
+        print("live head:", health(target.base).get("live_head"))
         print("/current:\n" + wrk(args.seconds, target.url))
     finally:
         proc.terminate()

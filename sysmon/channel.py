@@ -17,7 +17,8 @@ Wire format, one *frame* per tick, agent to server only::
     uint32 big-endian  length of META
     uint32 big-endian  length of BODY
     META               UTF-8 JSON object: {"type": "tick", "timestamp": ...,
-                       "generation": ..., "status": {...}, "processes": [...]}
+                       "interval": ..., "generation": ..., "status": {...},
+                       "processes": [...]}
     BODY               the exact bytes of ``GET /api/v1/metrics/current``
 
 A new connection first receives the latest frame (so ``/current`` answers at once), then

@@ -282,6 +282,13 @@ class ApiConfig(BaseModel):
     store_threads: int = Field(
         default=4, ge=1, le=64, description="Worker threads reading the store at once"
     )
+    live_window_seconds: int = Field(
+        default=900,
+        ge=0,
+        le=86_400,
+        description="Newest raw seconds the server keeps in memory from the live ticks "
+        "(SQLite only) to answer recent raw range queries without a store read; 0: off",
+    )
 
 
 class LoggingConfig(BaseModel):

@@ -34,13 +34,15 @@ from sysmon.api.deps import StoreReads
 from sysmon.api.errors import install_handlers
 from sysmon.api.exposition import install_metrics
 from sysmon.api.feed import LatestView, TickFeed
+from sysmon.api.head import LiveHead
 from sysmon.api.limits import install_limits
 from sysmon.api.main import api_router
+from sysmon.api.range_head import HeadRange, HeadRangeMiddleware, backfill
 from sysmon.api.requestlog import install_request_log
 from sysmon.api.responses import JSONBody
 from sysmon.api.routes import docs as docs_routes
 from sysmon.api.routes import metrics as metrics_routes
-from sysmon.catalog import metric_catalog
+from sysmon.catalog import MetricCatalog, metric_catalog
 from sysmon.channel import data_dir, socket_path
 from sysmon.clock import Clock, SystemClock
 from sysmon.collectors.registry import CollectorRegistry, discover
@@ -52,7 +54,7 @@ from sysmon.security.auth import install_auth
 from sysmon.security.http import install_http_security
 from sysmon.security.ratelimit import install_rate_limits
 from sysmon.sentry import install_sentry
-from sysmon.storage.base import TimeSeriesStore
+from sysmon.storage.base import RawGridQuery, TimeSeriesStore
 from sysmon.telemetry import install_tracing, shutdown_tracing
 from sysmon.web import vendor
 
@@ -101,7 +103,13 @@ def create_app(
         await anyio.to_thread.run_sync(the_store.open)
         hub: LiveHub[LatestView] = LiveHub()
         hub.bind(asyncio.get_running_loop())
-        feed = TickFeed(hub, the_clock, roles_apply=the_settings.auth.mode == "jwt")
+        head = _live_head(the_settings, the_store, app.state.catalog)
+        feed = TickFeed(
+            hub,
+            the_clock,
+            roles_apply=the_settings.auth.mode == "jwt",
+            listener=None if head is None else head.on_frame,
+        )
         path = channel or socket_path(the_settings.database.path, the_settings.agent.socket)
         # Redis when redis.url is set (sysmon.fanout), else the agent's Unix socket.
         subscriber = server_source(
@@ -141,6 +149,16 @@ def create_app(
             lambda: feed.generation,
             max_bytes=the_settings.server.limits.cache_max_bytes if own_writer else 0,
         )
+        app.state.live_head = head
+        app.state.range_head = None
+        tasks = [task]
+        if head is not None and isinstance(the_store, RawGridQuery):
+            app.state.range_head = HeadRange(
+                head, the_store, app.state.catalog, the_settings.api, the_clock
+            )
+            reads = app.state.store_reads
+            filling = backfill(head, the_store, reads, app.state.catalog)
+            tasks.append(asyncio.create_task(filling, name="live-head-backfill"))
         app.state.alerts = alerts
         app.state.started = the_clock.monotonic()
         logger.info(
@@ -153,9 +171,10 @@ def create_app(
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for running in tasks:
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
             if supervisor is not None:
                 await anyio.to_thread.run_sync(supervisor.stop)
             await anyio.to_thread.run_sync(alerts.close)
@@ -176,9 +195,10 @@ def create_app(
     metrics_routes.install_catalog(app, metric_catalog(registry))  # the API's metric list
     install_handlers(app)
     # Middleware runs outermost-last-added: body limit, Host check and headers, rate
-    # limits, authentication, then the range cache (whose hits skip routing, so every
-    # check above it applies to cached answers too).
+    # limits, authentication, then the live head and the range cache (whose answers skip
+    # routing, so every check above them applies to their answers too).
     app.add_middleware(RangeCacheMiddleware, cache=lambda: getattr(app.state, "range_cache", None))
+    app.add_middleware(HeadRangeMiddleware, source=lambda: getattr(app.state, "range_head", None))
     install_auth(app, the_settings)
     install_rate_limits(app, the_settings)
     install_http_security(app, the_settings)
@@ -200,6 +220,19 @@ def create_app(
                 logger.warning("%s not installed (run `npm ci`): served without it", name)
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def _live_head(
+    settings: Settings, store: TimeSeriesStore, catalog: MetricCatalog
+) -> LiveHead | None:
+    """The server's copy of the newest raw slots (``api.live_window_seconds``), for a
+    SQLite store that says when its answers are plain raw slots; else ``None``."""
+    window = settings.api.live_window_seconds
+    if window <= 0 or settings.database.backend != "sqlite" or not isinstance(store, RawGridQuery):
+        return None
+    interval = settings.collection.interval_seconds
+    labels = {name: entry.labels for name, entry in catalog.metrics.items()}
+    return LiveHead(interval, max(1, window // interval), labels)
 
 
 def _build_store(settings: Settings, clock: Clock) -> TimeSeriesStore:

@@ -263,6 +263,7 @@ class Agent:
         meta = {
             "type": "tick",
             "timestamp": snapshot.timestamp,
+            "interval": self.settings.collection.interval_seconds,
             "generation": self.writer.generation,
             "status": {**self.status(snapshot.timestamp), "errors": dict(snapshot.errors)},
         }

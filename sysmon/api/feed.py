@@ -9,8 +9,9 @@ through the ``LiveHub``. The feed does not know or care where frames come from.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,6 +19,8 @@ from sysmon.clock import Clock
 from sysmon.live import LiveHub
 from sysmon.security.principal import principal_of
 from sysmon.serialize import from_json, to_json_bytes
+
+logger = logging.getLogger(__name__)
 
 
 class FrameSource(Protocol):
@@ -70,9 +73,20 @@ def sees_command_lines(scope: MutableMapping[str, Any], roles_apply: bool) -> bo
     return principal is not None and principal.is_admin
 
 
+FrameListener = Callable[[dict[str, Any], bytes], None]
+
+
 class TickFeed:
-    def __init__(self, hub: LiveHub[LatestView], clock: Clock, roles_apply: bool = False) -> None:
+    def __init__(
+        self,
+        hub: LiveHub[LatestView],
+        clock: Clock,
+        roles_apply: bool = False,
+        listener: FrameListener | None = None,
+    ) -> None:
         self._hub = hub
+        self._listener = listener
+        """Also given every frame (the ``LiveHead``); its failure is logged, not raised."""
         self._clock = clock
         self.roles_apply = roles_apply
         """True with ``auth.mode: jwt``: a command-line-free copy of each tick is made
@@ -84,6 +98,11 @@ class TickFeed:
         self._cond = threading.Condition()
 
     def on_frame(self, meta: dict[str, Any], body: bytes) -> None:
+        if self._listener is not None:
+            try:
+                self._listener(meta, body)
+            except Exception:
+                logger.exception("live frame listener failed")
         self.status = dict(meta.get("status") or {})
         if meta.get("type") != "tick":
             return  # "hello": the agent's status before its first tick

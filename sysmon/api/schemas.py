@@ -125,6 +125,12 @@ class HealthResponse(BaseModel):
         description="Each forward: remote's queue (queued ticks and bytes, oldest age, "
         "drops, last error, last send); empty without remotes",
     )
+    live_head: dict[str, Any] | None = Field(
+        default=None,
+        description="The server's in-memory copy of the newest raw slots (api.live_window_"
+        "seconds): covered_from/covered_to (epoch seconds, null when empty), series, "
+        "answers, resets; null when off (remote stores, window 0)",
+    )
 
 
 class SystemResponse(BaseModel):

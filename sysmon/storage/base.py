@@ -85,6 +85,30 @@ class SeriesResult:
 
 
 @dataclass(frozen=True, slots=True)
+class RawGrid:
+    """The finest slots that answer a range query one slot per point: ``n`` slots of
+    ``step`` seconds from ``t0`` (a multiple of ``step``), a sample at ``ts`` in slot
+    ``floor(ts / step + 0.5) - t0 / step``. ``resolution`` is what the answer says."""
+
+    resolution: str
+    step: float
+    t0: float
+    n: int
+
+    @property
+    def timestamps(self) -> list[float]:
+        return [self.t0 + k * self.step for k in range(self.n)]
+
+
+@runtime_checkable
+class RawGridQuery(Protocol):
+    """A store that can say when a query is answered from plain raw slots (SQLite): a
+    copy of its newest raw slots (the server's ``LiveHead``) then gives the same answer."""
+
+    def raw_grid(self, q: RangeQuery) -> RawGrid | None: ...
+
+
+@dataclass(frozen=True, slots=True)
 class StoreStats:
     backend: str
     path: str | None

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
 from sysmon.api.cache import ResponseCache, cache_key
 from sysmon.clock import FakeClock
+from sysmon.config import Settings, load_settings
 from tests.api.conftest import START, tick
 from tests.support.stack import Stack
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Without the live head, which answers recent raw windows before the cache is asked
+    (tests/api/test_head_range.py): these tests are the store's path."""
+    return load_settings(
+        None, database={"path": str(tmp_path / "sysmon.db")}, api={"live_window_seconds": 0}
+    )
 
 
 @pytest.mark.parametrize(

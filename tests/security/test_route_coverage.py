@@ -205,13 +205,29 @@ def test_valid_credentials_pass_on_every_route(api: AuthStack) -> None:
 def test_cached_range_answers_are_refused_without_credentials(api: AuthStack) -> None:
     cache = api.running.app.state.range_cache
     viewer = api.bearer("victor")
-    first = api.client.get("/api/v1/metrics/cpu", params=START_RANGE, headers=viewer)
+    params = {**START_RANGE, "resolution": "1m"}  # the store's path (raw: the live head)
+    first = api.client.get("/api/v1/metrics/cpu", params=params, headers=viewer)
     assert first.status_code == 200
     hits = cache.hits
-    again = api.client.get("/api/v1/metrics/cpu", params=START_RANGE, headers=viewer)
+    again = api.client.get("/api/v1/metrics/cpu", params=params, headers=viewer)
     assert again.status_code == 200 and cache.hits == hits + 1, "second answer from the cache"
     forged = bad_tokens(api.key, api.tokens("victor")["access_token"])["other key"]
     for headers in ({}, {"Authorization": f"Bearer {forged}"}):
-        refused = api.client.get("/api/v1/metrics/cpu", params=START_RANGE, headers=headers)
+        refused = api.client.get("/api/v1/metrics/cpu", params=params, headers=headers)
         assert refused.status_code == 401
         assert cache.hits == hits + 1, "a refused request never reaches the cache"
+
+
+def test_live_head_answers_are_refused_without_credentials(api: AuthStack) -> None:
+    head = api.running.app.state.live_head
+    viewer = api.bearer("victor")
+    params = {**START_RANGE, "resolution": "raw"}
+    api.client.get("/api/v1/metrics/cpu", params=params, headers=viewer)  # learns the fields
+    answers = head.answers
+    allowed = api.client.get("/api/v1/metrics/cpu", params=params, headers=viewer)
+    assert allowed.status_code == 200 and head.answers == answers + 1, "answered from memory"
+    forged = bad_tokens(api.key, api.tokens("victor")["access_token"])["other key"]
+    for headers in ({}, {"Authorization": f"Bearer {forged}"}):
+        refused = api.client.get("/api/v1/metrics/cpu", params=params, headers=headers)
+        assert refused.status_code == 401
+        assert head.answers == answers + 1, "a refused request never reaches the head"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from sysmon import __version__
@@ -28,6 +28,7 @@ from sysmon.api.deps import (
     SubscriberDep,
     ThresholdsDep,
 )
+from sysmon.api.head import LiveHead
 from sysmon.api.schemas import HealthResponse, SystemResponse
 
 router = APIRouter(prefix="/api/v1", tags=["health"])
@@ -126,6 +127,7 @@ def forward_problems(forward: dict[str, Any]) -> list[str]:
     summary="Service health (always 200; status says ok or degraded, problems says why)",
 )
 async def health(
+    request: Request,
     settings: SettingsDep,
     store: StoreDep,
     reads: StoreReadsDep,
@@ -184,8 +186,14 @@ async def health(
         "collector_errors": status.get("errors", {}),
         "forward": status.get("forward", {}),
         "live_clients": hub.subscriber_count,
+        "live_head": _head_status(request),
     }
     return JSONResponse(content=body)
+
+
+def _head_status(request: Request) -> dict[str, Any] | None:
+    head: LiveHead | None = getattr(request.app.state, "live_head", None)
+    return None if head is None else head.status()
 
 
 @router.get("/system", response_model=SystemResponse, summary="Host facts and alert thresholds")

@@ -38,6 +38,7 @@ from sysmon.api.deps import (
 )
 from sysmon.api.errors import query_instant, unprocessable
 from sysmon.api.feed import TickFeed, sees_command_lines
+from sysmon.api.head import LiveHead
 from sysmon.api.responses import JSONBody
 from sysmon.api.routes.hosts import check_host
 from sysmon.api.schemas import (
@@ -47,7 +48,7 @@ from sysmon.api.schemas import (
 )
 from sysmon.catalog import MetricCatalog
 from sysmon.models import Labels
-from sysmon.storage.base import RangeQuery
+from sysmon.storage.base import RangeQuery, SeriesResult
 
 router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
 
@@ -164,26 +165,35 @@ async def metric_range(
             host=host,
         ),
     )
-    units = {info.field: info.unit for info in entry.fields}
-    integers = catalog.integer_fields.get(metric)
-    response = JSONBody(
-        {
-            "metric": metric,
-            "labels": dict(labels),
-            "start": t_start,
-            "end": t_end,
-            "resolution": result.resolution,
-            "agg": result.agg,
-            "step_seconds": result.step_seconds,
-            "partial_from": result.partial_from,
-            "timestamps": result.timestamps,
-            "fields": integral_fields(result.fields, integers) if integers else result.fields,
-            "units": {f: units.get(f, "") for f in result.fields},
-        }
-    )
+    head: LiveHead | None = getattr(request.app.state, "live_head", None)
+    if head is not None and host is None:
+        head.learn(metric, labels, list(result.fields))
+    response = JSONBody(series_document(catalog, labels, t_start, t_end, result))
     if key is not None:
         cache.remember(key, generation, bytes(response.body))
     return response
+
+
+def series_document(
+    catalog: MetricCatalog, labels: Labels, start: float, end: float, result: SeriesResult
+) -> dict[str, Any]:
+    """The JSON document of a range answer (the route's and ``LiveHead``'s)."""
+    metric = result.metric
+    units = {info.field: info.unit for info in catalog.metrics[metric].fields}
+    integers = catalog.integer_fields.get(metric)
+    return {
+        "metric": metric,
+        "labels": dict(labels),
+        "start": start,
+        "end": end,
+        "resolution": result.resolution,
+        "agg": result.agg,
+        "step_seconds": result.step_seconds,
+        "partial_from": result.partial_from,
+        "timestamps": result.timestamps,
+        "fields": integral_fields(result.fields, integers) if integers else result.fields,
+        "units": {f: units.get(f, "") for f in result.fields},
+    }
 
 
 def integral_fields(

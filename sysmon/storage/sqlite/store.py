@@ -33,6 +33,7 @@ from sysmon.storage.base import (
     NativeResolution,
     ProcessSeries,
     RangeQuery,
+    RawGrid,
     SeriesResult,
     StoreStats,
 )
@@ -40,6 +41,7 @@ from sysmon.storage.cache import DEFAULT_CHUNK_CACHE_BYTES, ChunkCache
 from sysmon.storage.config import RetentionConfig
 from sysmon.storage.encoding import decode_flat
 from sysmon.storage.sqlite import planner, reader
+from sysmon.storage.sqlite.aggregate import expired_slots as aggregate_expired
 from sysmon.storage.sqlite.layout import Tier, build_tiers, floor_to, labels_from_key
 from sysmon.storage.sqlite.maintenance import MAINTENANCE_FAILED, Maintenance
 from sysmon.storage.sqlite.pool import ReaderPool, connect, create_private, prepare_writer
@@ -273,6 +275,21 @@ class SQLiteStore:
             fields=fields,
             partial_from=partial_from,
         )
+
+    def raw_grid(self, q: RangeQuery) -> RawGrid | None:
+        """The raw slots ``query(q)`` answers with one slot per point, or ``None`` when
+        another tier, a merge of slots or retention shapes the answer (``RawGrid``).
+        Raises ``QueryError`` like ``query`` for a query no tier could answer."""
+        planner.validate(q)
+        self._own(q.host)
+        now = self._clock.time()
+        plan = planner.plan(q, self._tiers, now)
+        tier = plan.tier
+        if tier.code != 0 or plan.factor != 1:
+            return None
+        if aggregate_expired(tier.step, tier.keep, plan.t0, now) > 0:
+            return None
+        return RawGrid(tier.name, plan.step, plan.t0, plan.n)
 
     def series(self, metric: str, host: str | None = None) -> Sequence[Labels]:
         self._own(host)
