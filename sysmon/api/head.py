@@ -202,6 +202,13 @@ class LiveHead:
 
     # Answers ---------------------------------------------------------------------------
 
+    def keeps(self, metric: str, labels: Labels) -> bool:
+        """Whether the head keeps this series: totals, or one label of the metric's only
+        label key (the tick body cannot give several label values back for sure)."""
+        if not labels:
+            return True
+        return len(labels) == 1 and labels[0][0] == self._one_key.get(metric)
+
     def learn(self, metric: str, labels: Labels, fields: Sequence[str]) -> None:
         """The store's field names of a series, in its order (from one of its answers)."""
         self._fields[(metric, labels)] = tuple(fields)
@@ -210,6 +217,8 @@ class LiveHead:
         """The store's raw columns for ``grid``, NaN for a gap (the store's ``None``: both
         are written as JSON ``null``), or ``None`` when the head cannot say (see the module
         doc): the store answers then."""
+        if not self.keeps(metric, labels):
+            return None
         key = (metric, labels)
         names = self._fields.get(key)
         if not self._writing or names is None or self._lo is None:

@@ -183,11 +183,11 @@ def read_back(
     if end < start:
         return []
     found = []
-    for metric, entry in catalog.metrics.items():
-        if metric in NOT_SERIES or len(entry.labels) > 1:
+    for metric in catalog.metrics:
+        if metric in NOT_SERIES:
             continue
         for labels in store.series(metric):
-            if len(labels) > 1:
+            if not head.keeps(metric, labels):
                 continue
             query = RangeQuery(metric, start, end, labels, "raw", "mean", head.slots)
             grid = store.raw_grid(query)
