@@ -29,7 +29,10 @@ starts (never two at once), all bound to 127.0.0.1. The phases run in this order
    1 s steps); wrk, ``--load`` s x ``--repeat``, on ``/api/v1/metrics/current`` and on 60 s
    raw range queries of ``cpu`` where every request is a new URL (a wrk Lua script picks
    the end at random, in ms, between now-``RANGE_LAG`` s and 10 min ago, and adds a
-   per-thread counter), so no answer can come from sysmon's response cache. Then
+   per-thread counter), so no answer can come from sysmon's response cache. Those windows
+   lie in the server's live head (the newest 900 s, in memory, backfilled from the store
+   at start): a third run asks windows 16-25 min old (``STORE_LAG``), which only the
+   SQLite store holds, so both of sysmon's paths are measured. Then
    VictoriaMetrics (``victoria-metrics``, temp ``-storageDataPath``) with the same fields
    imported through ``/api/v1/import/prometheus`` for the last ``--prefill`` s, queried
    the same way with ``/api/v1/query_range`` (60 s, ``step=1s``, ``nocache=1``): one series,
@@ -122,7 +125,12 @@ VM_WIDE = "/api/v1/query_range?query=%7Bjob%3D%22sysmon%22%7D&step=1s&nocache=1"
 """``{job="sysmon"}``: the 12 fields of sysmon's cpu answer, one series each."""
 
 
-def range_lua(prefix: str, sysmon: bool = False) -> str:
+STORE_LAG = 960
+"""Newest range end of the store-path run, seconds before now: older than the server's
+live head (``api.live_window_seconds``, 900 s), so every answer is a SQLite read."""
+
+
+def range_lua(prefix: str, sysmon: bool = False, lag: int = RANGE_LAG) -> str:
     """sysmon refuses unknown query parameters (422), so its counter goes into
     ``max_points`` (100-9,999: far above the 61 points a 60 s range has, so it changes
     nothing but the URL); VictoriaMetrics ignores an extra ``n``."""
@@ -134,7 +142,7 @@ def range_lua(prefix: str, sysmon: bool = False) -> str:
         tail = "tid, count"
     return (
         RANGE_LUA.replace("@TAIL@", tail)
-        .replace("@LAG@", str(RANGE_LAG))
+        .replace("@LAG@", str(lag))
         .replace("@SPAN_MS@", str(RANGE_SPAN * 1000))
         .replace("@SPAN@", str(RANGE_SPAN))
         .replace("@FMT@", fmt)
@@ -703,6 +711,8 @@ class Throughput:
     lateness: dict[str, dict[str, Any]] = field(default_factory=dict)
     """sysmon's tick lateness after its load runs, per target."""
     pss_mib: dict[str, dict[str, float]] = field(default_factory=dict)
+    head: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """sysmon's live head after the load runs (``/api/v1/health``'s ``live_head``)."""
     skipped: dict[str, str] = field(default_factory=dict)
 
 
@@ -744,6 +754,21 @@ def sysmon_throughput(
                 wrk_runs(args, t.base + "/", range_lua(SYSMON_RANGE, sysmon=True)),
             )
         )
+        if args.prefill >= STORE_LAG + RANGE_SPAN + 60:
+            old = httpx.get(range_url(t.base, SYSMON_RANGE, now - STORE_LAG - 250.5), timeout=10)
+            old.raise_for_status()
+            out.runs.append(
+                Runs.of(
+                    t.name,
+                    "60 s raw range, new URL, 16-25 min ago (store)",
+                    old.content,
+                    len(old.json()["timestamps"]),
+                    wrk_runs(
+                        args, t.base + "/", range_lua(SYSMON_RANGE, sysmon=True, lag=STORE_LAG)
+                    ),
+                )
+            )
+        out.head[t.name] = health(t.base).get("live_head") or {}
         after = health(t.base)
         out.lateness[t.name] = {
             **after["agent"]["tick_lateness_ms"],
@@ -966,6 +991,8 @@ def markdown(
             lines.append(f"- {name}: tick lateness ms after its load runs {late}")
         for name, pss in tp.pss_mib.items():
             lines.append(f"- {name}: PSS MiB by process after its load runs {pss}")
+        for name, head in tp.head.items():
+            lines.append(f"- {name}: live head after its load runs {head}")
         for name, reason in tp.skipped.items():
             lines.append(f"- not measured: {name}: {reason}")
     return "\n".join(lines) + "\n"
@@ -983,7 +1010,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--extra-procs", type=int, default=1000, help="idle processes (procs)")
     parser.add_argument(
-        "--prefill", type=int, default=900, help="seconds of data before the load runs"
+        "--prefill", type=int, default=1800, help="seconds of data before the load runs"
     )
     parser.add_argument(
         "--workers",
