@@ -224,6 +224,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "server": sysmon_argv(*server_args),
         "lock_dir": str(data_dir(settings.database.path)),
         "log_level": settings.logging.level,
+        "preload": list(PRELOAD),
         "banner": f"sysmon serving on {scheme}://{host}:{port}/ (agent + server)",
     }
     # Become the small supervisor (same pid, so signals and `kill` reach it): the
@@ -231,6 +232,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, "-m", "sysmon.supervisor", json.dumps(plan)])
+
+
+PRELOAD = ("sysmon.cli", "sysmon.agent.process", "sqlalchemy.dialects.sqlite")
+"""What the supervisor imports before it forks the agent and the server: what both load
+(pydantic, SQLAlchemy, the settings, psutil), shared by the three processes."""
 
 
 def cmd_collect(args: argparse.Namespace) -> int:

@@ -11,12 +11,28 @@ the server).
   within a second if the supervisor is killed outright (no orphans).
 
 The supervisor only knows command lines, never the objects of what it runs.
+
+**Forked children** (``fork=True``, what ``sysmon serve`` uses): a child whose command
+line is ``<this python> -m <module> ...`` is started by ``os.fork`` and runs the module
+as ``python -m`` would, instead of a new interpreter. The supervisor first imports what
+both children import (``preload``: pydantic, SQLAlchemy, the settings, psutil: ~40 MiB
+that each child used to build on its own) and freezes it out of the garbage collector's
+reach, so those pages stay shared, copy-on-write, by the supervisor and both children.
+That is what brings sysmon's total PSS under 100 MiB (bench/README.md). The supervision
+loop then runs on the main thread: a fork is taken from a process with no other thread.
+Other command lines, a loop not on the main thread, and supervisors that run inside a
+threaded process (the server's own, for ``uvicorn app.main:app``), start children with
+``subprocess`` as before.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import importlib
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -44,7 +60,7 @@ class ChildSpec:
 @dataclass
 class _Child:
     spec: ChildSpec
-    proc: subprocess.Popen[bytes] | None = None
+    proc: subprocess.Popen[bytes] | Forked | None = None
     started: float = 0.0
     backoff: float = 0.5
     next_start: float = 0.0
@@ -60,8 +76,10 @@ class Supervisor:
         poll_seconds: float = 0.2,
         max_backoff: float = 30.0,
         healthy_after: float = 60.0,
+        fork: bool = False,
     ) -> None:
         self._children = [_Child(spec) for spec in specs]
+        self._fork = fork
         self._poll = poll_seconds
         self._max_backoff = max_backoff
         self._healthy_after = healthy_after
@@ -103,6 +121,10 @@ class Supervisor:
                 for child in self._children:
                     self._step(child)
             self._stop.wait(self._poll)
+
+    def request_stop(self) -> None:
+        """End ``run`` (safe in a signal handler: sets a flag)."""
+        self._stop.set()
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM every child (last started first), wait, SIGKILL stragglers, reap."""
@@ -160,7 +182,10 @@ class Supervisor:
         child.waiting = False
         env = dict(os.environ if child.spec.env is None else child.spec.env)
         env[PARENT_ENV] = str(os.getpid())
-        child.proc = subprocess.Popen(list(child.spec.argv), env=env)
+        if self._fork and forkable(child.spec.argv) is not None and _on_main_thread():
+            child.proc = Forked(child.spec.argv, env)
+        else:
+            child.proc = subprocess.Popen(list(child.spec.argv), env=env)
         child.started = now
         logger.info("%s started (pid %d)", child.spec.name, child.proc.pid)
 
@@ -224,34 +249,151 @@ def _pidfd(pid: int) -> int | None:
 
 def serve_forever(agent_argv: list[str], server_argv: list[str], lock_dir: str) -> int:
     """``sysmon serve`` after its checks: supervise the agent and the server until
-    SIGTERM/SIGINT (then stop both); SIGHUP is passed to the agent (reload)."""
-    import signal
-
+    SIGTERM/SIGINT (then stop both); SIGHUP is passed to the agent (reload). The loop
+    runs on this (main) thread, so children are forked from a single-threaded process."""
     supervisor = Supervisor(
-        [agent_spec(agent_argv, Path(lock_dir)), ChildSpec("server", server_argv)]
+        [agent_spec(agent_argv, Path(lock_dir)), ChildSpec("server", server_argv)], fork=True
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: supervisor.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: supervisor.request_stop())
     signal.signal(signal.SIGHUP, lambda *_: supervisor.send("agent", signal.SIGHUP))
-    supervisor.start()
-    stop.wait()
+    supervisor.run()
     logger.info("sysmon stopping")
     supervisor.stop()
     return 0
 
 
+# Forked children ---------------------------------------------------------------------------
+
+
+def forkable(argv: Sequence[str]) -> str | None:
+    """The module of a ``<this python> -m <module> ...`` command line, else ``None``."""
+    if len(argv) >= 3 and argv[0] == sys.executable and argv[1] == "-m":
+        return argv[2]
+    return None
+
+
+def _on_main_thread() -> bool:
+    """Forks are taken from the main thread only: the child's one thread is then the main
+    thread of a process, with its signals and non-daemon threads, as after an exec."""
+    return threading.current_thread() is threading.main_thread()
+
+
+def preload(modules: Sequence[str]) -> None:
+    """Import ``modules`` and move every object alive into the collector's permanent
+    generation (``gc.freeze``): collections in the children then never write to these
+    pages, which keeps them shared with the supervisor and each other."""
+    for name in modules:
+        importlib.import_module(name)
+    gc.freeze()
+
+
+class Forked:
+    """A child forked from this process, running ``python -m <module> <args>``; the part
+    of ``subprocess.Popen``'s interface the supervisor uses."""
+
+    def __init__(self, argv: Sequence[str], env: dict[str, str]) -> None:
+        module, args = argv[2], list(argv[3:])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into the supervisor's stack
+            os._exit(_run_module(module, args, env, title=" ".join(argv)))
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                return self.returncode
+            if pid == self.pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0.0)
+            time.sleep(0.01)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def _run_module(module: str, args: list[str], env: dict[str, str], title: str) -> int:
+    """In a forked child: what ``python -m module args`` would do, then the exit steps of
+    an interpreter (wait for non-daemon threads, atexit), and the exit code. ``title``
+    (the command line it stands for) is what ``ps`` shows, where setproctitle is
+    installed."""
+    import atexit
+    import runpy
+    import threading
+    import traceback
+
+    code = 1
+    try:
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        with contextlib.suppress(ImportError):  # before the environment changes
+            from setproctitle import setproctitle
+
+            setproctitle(title)
+        os.environ.clear()
+        os.environ.update(env)
+        sys.argv = [module, *args]
+        try:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as exc:
+            code = _exit_code(exc.code)
+        current = threading.current_thread()
+        for thread in threading.enumerate():  # what the interpreter waits for at exit
+            if thread is not current and not thread.daemon:
+                thread.join()
+        atexit._run_exitfuncs()
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+    return code
+
+
+def _exit_code(value: object) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value
+    sys.stderr.write(f"{value}\n")
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m sysmon.supervisor '<json>'``: what ``sysmon serve`` execs into once the
-    configuration is checked. It imports only the standard library (and the lock and
-    log helpers), so the long-running supervisor costs a few MiB, not the ~40 MiB of
-    pydantic, FastAPI and psutil that the checks needed."""
+    configuration is checked. It imports the standard library, the lock and log helpers
+    and the plan's ``preload`` modules (shared with the children it forks; the rest of
+    what the checks loaded stays behind)."""
     import json
 
     from sysmon.logs import configure_logging
 
     plan = json.loads((argv or sys.argv[1:])[0])
     configure_logging(plan.get("log_level", "INFO"))
+    preload(plan.get("preload", []))
     logger.info(plan.get("banner", "sysmon serving"))
     return serve_forever(plan["agent"], plan["server"], plan["lock_dir"])
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.faults.stack_process import alive
@@ -44,6 +45,12 @@ def test_service_collects_and_serves(tmp_path: Path, how: str) -> None:
         health = httpx.get(f"{base}/api/v1/health").json()
         agent = health["agent"]["pid"]
         assert agent != proc.pid and health["server"]["pid"] != agent, "collection is apart"
+        if how == "sysmon":  # forked from the supervisor, each named by its command line
+            for pid, role in ((agent, "agent"), (health["server"]["pid"], "server")):
+                child = psutil.Process(pid)
+                assert child.ppid() == proc.pid
+                words = " ".join(child.cmdline()).split()  # the title, padded with NULs
+                assert words[1:3] == ["-m", "sysmon"] and role in words, child.cmdline()
         proc.send_signal(signal.SIGTERM)
         # uvicorn shuts down gracefully, then re-raises the signal it caught.
         assert proc.wait(timeout=15) in (0, -signal.SIGTERM)
