@@ -182,7 +182,12 @@ class Supervisor:
         child.waiting = False
         env = dict(os.environ if child.spec.env is None else child.spec.env)
         env[PARENT_ENV] = str(os.getpid())
-        if self._fork and forkable(child.spec.argv) is not None and _on_main_thread():
+        if (
+            self._fork
+            and forkable(child.spec.argv) is not None
+            and _on_main_thread()
+            and _loaded_code_unchanged()
+        ):
             child.proc = Forked(child.spec.argv, env)
         else:
             child.proc = subprocess.Popen(list(child.spec.argv), env=env)
@@ -279,13 +284,56 @@ def _on_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
+_loaded: dict[str, int | None] = {}
+"""The source files of every module this process had imported at ``preload``, with
+their mtimes: a fork runs that code, the files may since have been upgraded."""
+
+
+_stale = False
+
+
 def preload(modules: Sequence[str]) -> None:
     """Import ``modules`` and move every object alive into the collector's permanent
     generation (``gc.freeze``): collections in the children then never write to these
     pages, which keeps them shared with the supervisor and each other."""
     for name in modules:
         importlib.import_module(name)
+    global _stale
+    _stale = False
+    _loaded.clear()
+    _loaded.update(_module_files())
     gc.freeze()
+
+
+def _module_files() -> dict[str, int | None]:
+    found: dict[str, int | None] = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str):
+            try:
+                found[path] = os.stat(path).st_mtime_ns
+            except OSError:
+                found[path] = None
+    return found
+
+
+def _loaded_code_unchanged() -> bool:
+    """False once a preloaded module's file changed on disk (a package upgrade while
+    running): a child forked now would mix the old code in memory with new files it
+    imports later, so it is exec'd instead, wholly new (and so is every later one)."""
+    global _stale
+    if _stale:
+        return False
+    for path, mtime in _loaded.items():
+        try:
+            now: int | None = os.stat(path).st_mtime_ns
+        except OSError:
+            now = None
+        if now != mtime:
+            logger.warning("%s changed since sysmon started: children are exec'd now", path)
+            _stale = True
+            return False
+    return True
 
 
 class Forked:

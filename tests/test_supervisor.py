@@ -8,6 +8,7 @@ is ``tests/faults/test_isolation.py`` and ``tests/test_entrypoints.py``."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -18,8 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+import pytest
 
-from sysmon.supervisor import ChildSpec, Supervisor, forkable
+from sysmon import supervisor as supervisor_module
+from sysmon.supervisor import ChildSpec, Supervisor, forkable, preload
 
 CHILD = [sys.executable, "-m", "tests.support.forked_child"]
 
@@ -122,6 +125,35 @@ def test_other_command_lines_and_other_threads_exec(tmp_path: Path) -> None:
         wait_for(lambda: "-m" in psutil.Process(pid).cmdline())
     finally:
         background.stop(timeout=10)
+
+
+def test_after_an_upgrade_on_disk_children_are_executed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A preloaded module's file changed (pip upgraded sysmon under a running service):
+    a forked child would run the old code beside new files, so it is exec'd instead."""
+    (tmp_path / "preloaded_mod.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(supervisor_module, "_loaded", {})
+    monkeypatch.setattr(supervisor_module, "_stale", False)
+    try:
+        preload(["preloaded_mod"])
+    finally:
+        gc.unfreeze()  # preload froze pytest's own objects
+    assert str(tmp_path / "preloaded_mod.py") in supervisor_module._loaded
+    later = time.time_ns() + 5_000_000_000
+    os.utime(tmp_path / "preloaded_mod.py", ns=(later, later))
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def body(supervisor: Supervisor) -> None:
+        wait_for(lambda: supervisor.pids()["child"] is not None)
+        pid = supervisor.pids()["child"]
+        assert pid is not None
+        wait_for(lambda: "tests.support.forked_child" in psutil.Process(pid).cmdline())
+
+    supervise_while(body, ChildSpec("child", [*CHILD, str(out), "wait"]))
+    assert supervisor_module._stale
 
 
 def test_forkable() -> None:
