@@ -48,7 +48,7 @@ from sysmon.clock import Clock, SystemClock
 from sysmon.collectors.registry import CollectorRegistry, discover
 from sysmon.config import Settings, config_path_from_env, load_settings, public_url
 from sysmon.errors import ConfigError
-from sysmon.fanout import describe_source, server_source
+from sysmon.fanout import describe_source, live_host, server_source
 from sysmon.live import LiveHub
 from sysmon.security.auth import install_auth
 from sysmon.security.http import install_http_security
@@ -230,6 +230,8 @@ def _live_head(
     window = settings.api.live_window_seconds
     if window <= 0 or settings.database.backend != "sqlite" or not isinstance(store, RawGridQuery):
         return None
+    if live_host(settings) != settings.agent.host_name:
+        return None  # the ticks are another host's (redis.live_host), the file this one's
     interval = settings.collection.interval_seconds
     labels = {name: entry.labels for name, entry in catalog.metrics.items()}
     return LiveHead(interval, max(1, window // interval), labels)

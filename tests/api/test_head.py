@@ -198,3 +198,25 @@ def test_odd_bodies_restart_or_are_skipped(head: LiveHead) -> None:
     head.on_frame(*frame(2, T0 + 1, {"cpu": ["a list"], "memory": {"total": 3}}))
     answer = head.answer("cpu", (), grid(T0, 2))
     assert answer is not None and values(answer["percent"]) == [None, None]
+
+
+def test_the_server_keeps_a_head_only_for_its_own_sqlite_ticks(tmp_path: Any) -> None:
+    from sysmon.catalog import metric_catalog
+    from sysmon.collectors.registry import discover
+    from sysmon.config import load_settings
+    from sysmon.main import _live_head
+    from sysmon.storage.sqlite.store import SQLiteStore
+
+    def head_for(**overrides: Any) -> LiveHead | None:
+        settings = load_settings(None, database={"path": str(tmp_path / "s.db")}, **overrides)
+        store = SQLiteStore(tmp_path / "s.db", settings.retention, 1)
+        return _live_head(settings, store, metric_catalog(discover()))
+
+    head = head_for()
+    assert head is not None and (head.step, head.slots) == (1.0, 900)
+    assert head_for(api={"live_window_seconds": 0}) is None
+    assert head_for(redis={"url": "redis://127.0.0.1:6379/0", "live_host": "elsewhere"}) is None
+    own = head_for(redis={"url": "redis://127.0.0.1:6379/0"})  # follows this host's agent
+    assert own is not None
+    two = head_for(collection={"interval_seconds": 2}, api={"live_window_seconds": 60})
+    assert two is not None and (two.step, two.slots) == (2.0, 30)
