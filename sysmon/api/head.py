@@ -10,8 +10,11 @@ keeps that true, and what the head checks:
 * **Coverage** starts at the first tick seen after a reset. A reset is a ``hello`` frame
   (an agent started), a tick whose count is not the previous one's + 1 (a frame the
   channel dropped, an agent restarted), a tick not in a later slot than the previous
-  one, or a tick of another interval than the store's raw step. A window that starts
-  before the coverage is read from the store.
+  one, a tick of another interval than the store's raw step, or a frame saying the
+  agent's writer lags (more than the previous tick pending) or failed its last write
+  (ticks may then be stored late, or dropped: the head starts over and reads the store
+  back once the writer keeps up). A window that starts before the coverage is read
+  from the store.
 * Slots between two consecutive ticks held no tick: empty in both. Slots after the
   newest tick are empty (the store is written after the frame goes out, so it holds
   nothing newer either, short of a write that beat the frame by microseconds).
@@ -66,10 +69,6 @@ class LiveHead:
         self._hi = 0
         """Newest tick's slot."""
         self._ticks: int | None = None
-        self._writing = False
-        """The agent's writer keeps up (latest frame): nothing older than the previous
-        tick is waiting, no write error. Otherwise the store answers (it may lack slots
-        the head holds)."""
         self.epoch = 0
         """Counts coverage starts: a fill read for an older one is dropped."""
         self.started = asyncio.Event()
@@ -92,6 +91,13 @@ class LiveHead:
         ):
             self._reset()
             return
+        database = (meta.get("status") or {}).get("database") or {}
+        pending = database.get("pending_writes")
+        if not isinstance(pending, int) or pending > 1 or database.get("last_error"):
+            # The writer lags or fails: ticks may be stored late or dropped. Start over
+            # (and read the store back) once it keeps up again.
+            self._reset()
+            return
         try:
             document = from_json(body)
         except ValueError:
@@ -111,9 +117,6 @@ class LiveHead:
             self.epoch += 1
             self.started.set()
         self._ticks = ticks
-        database = (meta.get("status") or {}).get("database") or {}
-        pending = database.get("pending_writes")
-        self._writing = isinstance(pending, int) and pending <= 1 and not database.get("last_error")
         metrics = document.get("metrics") if isinstance(document, dict) else None
         if isinstance(metrics, dict):
             self._keep(slot, metrics)
@@ -221,7 +224,7 @@ class LiveHead:
             return None
         key = (metric, labels)
         names = self._fields.get(key)
-        if not self._writing or names is None or self._lo is None:
+        if names is None or self._lo is None:
             return None
         if abs(grid.step - self.step) > 1e-9:
             return None

@@ -120,15 +120,22 @@ def test_a_tick_of_another_interval_is_never_kept(head: LiveHead) -> None:
     assert head.covered is None
 
 
-def test_a_lagging_or_failing_writer_leaves_the_answer_to_the_store(head: LiveHead) -> None:
+def test_a_lagging_or_failing_writer_restarts_the_coverage(head: LiveHead) -> None:
+    """Ticks the writer holds back may be stored late or dropped (a full buffer): what the
+    head kept of them is dropped and the store answers until the writer keeps up, from
+    when the head covers anew (and reads the store back, ``backfill``)."""
     feed(head, range(1, 3))
+    epoch = head.epoch
     head.on_frame(*frame(3, T0 + 2, cpu(3.0), pending=2))
-    assert head.answer("cpu", (), grid(T0, 3)) is None
+    assert head.answer("cpu", (), grid(T0, 3)) is None and head.covered is None
     head.on_frame(*frame(4, T0 + 3, cpu(4.0), error="disk full"))
-    assert head.answer("cpu", (), grid(T0, 3)) is None
-    head.on_frame(*frame(5, T0 + 4, cpu(5.0), pending=1))
-    answer = head.answer("cpu", (), grid(T0, 5))
-    assert answer is not None and values(answer["percent"]) == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert head.covered is None
+    head.on_frame(*frame(5, T0 + 4, cpu(5.0), pending=1))  # one tick in the writer: normal
+    assert head.covered == (float(T0 + 4), float(T0 + 4)) and head.epoch == epoch + 1
+    assert head.started.is_set(), "a backfill is asked for"
+    assert head.answer("cpu", (), grid(T0, 5)) is None  # before the new coverage
+    answer = head.answer("cpu", (), grid(T0 + 4, 2))
+    assert answer is not None and values(answer["percent"]) == [5.0, None]
 
 
 def test_fields_are_the_stores_in_its_order() -> None:
