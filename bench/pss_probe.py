@@ -11,7 +11,6 @@ process (``smaps_rollup``) with its anonymous/file split and shared/private page
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from bench.bench_isolation import health, pss_by_process, sysmon_target
+from bench.bench_isolation import health, pss_by_process, running, sysmon_target
 from bench.compare import wait_ok
 
 KEYS = ("Rss", "Pss", "Pss_Anon", "Pss_File", "Shared_Clean", "Shared_Dirty", "Private_Dirty")
@@ -43,10 +42,7 @@ def main() -> int:
     target = sysmon_target(tmp, "pss", 1)
     assert target.env is not None
     target.env.update(kv.split("=", 1) for kv in args.env)
-    with (tmp / "sysmon.log").open("wb") as log:
-        proc = subprocess.Popen(target.argv, env=target.env, cwd=target.cwd, stdout=log,
-                                stderr=subprocess.STDOUT)  # fmt: skip
-    try:
+    with running(target, tmp, "pss") as proc:
         wait_ok(target.url, timeout=120)
         time.sleep(args.seconds)
         agent = int(health(target.base)["agent"]["pid"])
@@ -59,9 +55,6 @@ def main() -> int:
         print(by_role, "total", round(sum(by_role.values()), 1))
         for child in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(True)]:
             print(child.pid, rollup_mib(child.pid))
-    finally:
-        proc.terminate()
-        proc.wait(30)
     return 0
 
 

@@ -141,7 +141,7 @@ class RangeCacheMiddleware:
                         body = await asyncio.shield(pending)
                         self.shared += body is not None
                 if body is not None:
-                    await _send_json(send, body)
+                    await send_json(send, body)
                     return
                 if key not in self._inflight:
                     await self._answer_first(key, cache, scope, receive, send)
@@ -160,7 +160,8 @@ class RangeCacheMiddleware:
             future.set_result(cache.peek(key))
 
 
-async def _send_json(send: Send, body: bytes) -> None:
+async def send_json(send: Send, body: bytes) -> None:
+    """A 200 ``application/json`` answer of ``body`` (its length given)."""
     await send(
         {
             "type": "http.response.start",

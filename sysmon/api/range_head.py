@@ -16,11 +16,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import get_args
 from urllib.parse import parse_qsl
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sysmon.api.cache import PREFIX, send_json
 from sysmon.api.deps import StoreReads
 from sysmon.api.errors import query_instant
 from sysmon.api.head import LiveHead
@@ -31,13 +33,20 @@ from sysmon.config import ApiConfig
 from sysmon.errors import QueryError
 from sysmon.models import Labels
 from sysmon.serialize import to_json_bytes
-from sysmon.storage.base import RangeQuery, RawGrid, RawGridQuery, SeriesResult, TimeSeriesStore
+from sysmon.storage.base import (
+    Aggregate,
+    RangeQuery,
+    RawGrid,
+    RawGridQuery,
+    SeriesResult,
+    TimeSeriesStore,
+)
 
 logger = logging.getLogger(__name__)
 
-PREFIX = "/api/v1/metrics/"
 RESOLUTIONS = ("auto", "raw")
-AGGREGATES = ("mean", "min", "max")
+"""What the head can answer: other resolutions are rollup tiers."""
+AGGREGATES = get_args(Aggregate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,17 +137,7 @@ class HeadRangeMiddleware:
         ):
             body = source.respond(scope["path"], scope["query_string"])
             if body is not None:
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 200,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                await send_json(send, body)
                 return
         await self.app(scope, receive, send)
 

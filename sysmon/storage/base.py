@@ -97,7 +97,13 @@ class RawGrid:
 
     @property
     def timestamps(self) -> list[float]:
-        return [self.t0 + k * self.step for k in range(self.n)]
+        return grid_timestamps(self.t0, self.step, self.n)
+
+
+def grid_timestamps(t0: float, step: float, n: int) -> list[float]:
+    """The ``n`` instants of an answer's grid from ``t0`` (one formula for every path, so
+    the live head's timestamps are the store's to the bit)."""
+    return [t0 + k * step for k in range(n)]
 
 
 @runtime_checkable

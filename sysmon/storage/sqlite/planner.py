@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sysmon.errors import QueryError
-from sysmon.storage.base import RangeQuery
+from sysmon.storage.base import RangeQuery, grid_timestamps
 from sysmon.storage.sqlite.layout import EPS, Tier, floor_to
 
 MAX_POINTS_LIMIT = 10_000
@@ -32,7 +32,7 @@ class Plan:
 
     @property
     def timestamps(self) -> list[float]:
-        return [self.t0 + k * self.step for k in range(self.n)]
+        return grid_timestamps(self.t0, self.step, self.n)
 
 
 def validate(q: RangeQuery) -> None:
