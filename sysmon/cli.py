@@ -15,8 +15,9 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -59,11 +60,12 @@ def _config_origin(args: argparse.Namespace) -> str:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    """The settings a command runs with. Commands that start the service check up front
+    """The settings a command runs with (``loaded_settings``: loaded already, by the
+    ``sysmon serve`` this child was forked from). Commands that start the service check up front
     what would otherwise fail once running, so that a mistake stops them at once with
     ``config error: <key>: ...`` (exit 2) instead of a supervised child failing in a
     restart loop: ``serve`` everything ``config check`` checks, ``agent`` its database."""
-    settings = load_settings(_config_path(args))
+    settings = getattr(args, "loaded_settings", None) or load_settings(_config_path(args))
     command = getattr(args, "command", None)
     if command == "serve":
         from sysmon.preflight import check_settings
@@ -224,19 +226,57 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "server": sysmon_argv(*server_args),
         "lock_dir": str(data_dir(settings.database.path)),
         "log_level": settings.logging.level,
-        "preload": list(PRELOAD),
         "banner": f"sysmon serving on {scheme}://{host}:{port}/ (agent + server)",
     }
-    # Become the small supervisor (same pid, so signals and `kill` reach it): the
-    # modules the checks above loaded stay behind.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "sysmon.supervisor", json.dumps(plan)])
+    return _fork_then_supervise(plan, settings)
 
 
-PRELOAD = ("sysmon.cli", "sysmon.agent.process", "sqlalchemy.dialects.sqlite")
-"""What the supervisor imports before it forks the agent and the server: what both load
-(pydantic, SQLAlchemy, the settings, psutil), shared by the three processes."""
+SHARED = (
+    "sysmon.storage.factory",
+    "sysmon.storage.sqlite.store",
+    "sysmon.channel",
+    "sysmon.fanout",
+    "sysmon.sentry",
+    "sysmon.serialize",
+)
+"""What ``sysmon serve`` imports before it forks the agent and the server, beyond what
+its checks loaded (pydantic, SQLAlchemy, the settings, the collectors, the alert store):
+the rest of what both children import, shared by them copy-on-write. Modules only one
+child imports are left to it (the agent's are nearly all the server's too): preloaded,
+the other child would keep pages nobody uses. ``tests/test_forked_serve.py`` checks
+this list against the modules the two children really load."""
+
+
+def preload_shared() -> None:
+    import importlib
+
+    for module in SHARED:
+        importlib.import_module(module)
+
+
+def _fork_then_supervise(plan: dict[str, Any], settings: Settings) -> int:
+    """Fork the agent and the server from here, each running its command line already
+    parsed, with these settings, then become the bare supervisor (``sysmon.forked``)."""
+    from sysmon.agent.lock import is_held
+    from sysmon.forked import Prepared, exec_supervisor, fork_children
+    from sysmon.supervisor import PARENT_ENV, serve_forever
+
+    preload_shared()
+    agent, server, lock_dir = plan["agent"], plan["server"], plan["lock_dir"]
+    children = {}
+    if not is_held(Path(lock_dir)):  # else the supervisor waits for the lock
+        children["agent"] = Prepared(agent, _prepared(agent[3:], settings))
+    children["server"] = Prepared(server, _prepared(server[3:], settings))
+    pids = fork_children(children, PARENT_ENV)
+    exec_supervisor(plan, pids)
+    return serve_forever(agent, server, lock_dir, pids)  # only if the exec failed
+
+
+def _prepared(argv: Sequence[str], settings: Settings) -> Callable[[], int]:
+    """``main(argv)`` with its parsing done here, now, and these settings."""
+    args = build_parser().parse_args(argv)
+    args.loaded_settings = settings
+    return lambda: _dispatch(args)
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -367,7 +407,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Exit codes: 0 ok, 2 usage or configuration error (one line,
     ``config error: <key>: <message>``, never a traceback), 3 data directory held."""
     configure_logging()  # sysmon's INFO lines from the first one; levels once settings load
-    args = build_parser().parse_args(argv)
+    return _dispatch(build_parser().parse_args(argv))
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         code: int = args.func(args)
     except ConfigError as exc:

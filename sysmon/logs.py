@@ -35,7 +35,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import logging.handlers
 import os
 import sys
 import time
@@ -43,11 +42,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sysmon.collectors.redact import redact_cmdline
-from sysmon.known_secrets import SecretMask, secret_values
-
 if TYPE_CHECKING:
     from sysmon.config import Settings
+    from sysmon.known_secrets import SecretMask
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -74,9 +71,12 @@ their text goes through ``scrub``, in the console and in the JSON file alike."""
 
 class _Known:
     """The secret values of this process's configuration (``configure_logging``'s
-    ``secrets``): one per process, like the logging set-up it belongs to."""
+    ``secrets``): one per process, like the logging set-up it belongs to. Their mask and
+    the redaction rules are loaded at the first line to scrub: a process that logs no
+    warning (the supervisor, at rest) never holds them."""
 
-    mask = SecretMask()
+    secrets: tuple[str, ...] = ()
+    mask: SecretMask | None = None
 
 
 def scrub(text: str) -> str:
@@ -84,7 +84,14 @@ def scrub(text: str) -> str:
     ``sysmon.collectors.redact`` (``--password=***``, ``user:***@host``, ``?token=***``,
     ``*_TOKEN=***``, ...), whole (no length cap), then every known secret value quoted
     alone (``sysmon.known_secrets``)."""
-    return _Known.mask(redact_cmdline([text], max_chars=len(text) + 1)) if text else text
+    if not text:
+        return text
+    from sysmon.collectors.redact import redact_cmdline
+    from sysmon.known_secrets import SecretMask
+
+    if _Known.mask is None:
+        _Known.mask = SecretMask(_Known.secrets)
+    return _Known.mask(redact_cmdline([text], max_chars=len(text) + 1))
 
 
 class _Formatter(logging.Formatter):
@@ -110,7 +117,7 @@ def configure_logging(
     keeps the ones given before).
     """
     if secrets is not None:
-        _Known.mask = SecretMask(secrets)
+        _Known.secrets, _Known.mask = tuple(secrets), None
     root = logging.getLogger()
     if not any(getattr(h, _MARK, False) for h in root.handlers):
         handler = _StderrHandler()
@@ -136,6 +143,8 @@ def configure_logging(
 def configure_logging_for(settings: Settings) -> None:
     """``configure_logging`` with what the settings say: ``logging.level``,
     ``server.access_log``, and the secret values they know of (masked in the logs)."""
+    from sysmon.known_secrets import secret_values
+
     configure_logging(
         settings.logging.level,
         access_log=settings.server.access_log,
@@ -203,16 +212,6 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
-    """Every file it opens (the first and each after a rotation) is mode 0640: a log
-    names users, hosts and client addresses, not something for every local account."""
-
-    def _open(self) -> io.TextIOWrapper:
-        stream = super()._open()
-        os.chmod(self.baseFilename, 0o640)
-        return stream
-
-
 def file_log_path(path: str | os.PathLike[str], process: str) -> Path:
     """``/var/log/sysmon/sysmon.jsonl`` + ``server`` -> ``.../sysmon.server.jsonl``."""
     base = Path(path)
@@ -231,9 +230,7 @@ def add_file_log(
     ``remove_file_log``."""
     target = file_log_path(path, process)
     target.parent.mkdir(parents=True, exist_ok=True)
-    handler = _PrivateRotatingFile(
-        target, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
-    )
+    handler = _private_rotating_file(target, max_bytes, backups)
     handler.setFormatter(JsonFormatter(process))
     handler.addFilter(_Drop("uvicorn.access"))
     setattr(handler, _FILE_MARK, str(target))
@@ -242,6 +239,21 @@ def add_file_log(
         remove_file_log(old)
     root.addHandler(handler)
     return handler
+
+
+def _private_rotating_file(target: Path, max_bytes: int, backups: int) -> logging.Handler:
+    """A rotating file whose every file (the first and each after a rotation) is mode
+    0640: a log names users, hosts and client addresses, not something for every local
+    account. (``logging.handlers`` is imported here: the supervisor never needs it.)"""
+    from logging.handlers import RotatingFileHandler
+
+    class PrivateRotatingFile(RotatingFileHandler):
+        def _open(self) -> io.TextIOWrapper:
+            stream = super()._open()
+            os.chmod(self.baseFilename, 0o640)
+            return stream
+
+    return PrivateRotatingFile(target, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
 
 
 def remove_file_log(handler: logging.Handler) -> None:

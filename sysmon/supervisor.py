@@ -12,24 +12,14 @@ the server).
 
 The supervisor only knows command lines, never the objects of what it runs.
 
-**Forked children** (``fork=True``, what ``sysmon serve`` uses): a child whose command
-line is ``<this python> -m <module> ...`` is started by ``os.fork`` and runs the module
-as ``python -m`` would, instead of a new interpreter. The supervisor first imports what
-both children import (``preload``: pydantic, SQLAlchemy, the settings, psutil: ~40 MiB
-that each child used to build on its own) and freezes it out of the garbage collector's
-reach, so those pages stay shared, copy-on-write, by the supervisor and both children.
-That is what brings sysmon's total PSS under 100 MiB (bench/README.md). The supervision
-loop then runs on the main thread: a fork is taken from a process with no other thread.
-Other command lines, a loop not on the main thread, and supervisors that run inside a
-threaded process (the server's own, for ``uvicorn app.main:app``), start children with
-``subprocess`` as before.
+**Adopted children** (``adopted``, what ``sysmon serve`` uses): agent and server were
+forked before this process exec'd into the supervisor (``sysmon.forked``), and are
+supervised by pid from the start; a restart starts the command line with ``subprocess``
+like any other child.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import importlib
 import logging
 import os
 import signal
@@ -38,8 +28,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
+
+from sysmon.forked import SIGNALS, Forked
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +39,7 @@ EXIT_LOCKED = 3  # an agent exits with this when another holds its data director
 PARENT_ENV = "SYSMON_PARENT_PID"
 
 
-@dataclass
-class ChildSpec:
+class ChildSpec(NamedTuple):
     name: str
     argv: Sequence[str]
     env: Mapping[str, str] | None = None
@@ -57,16 +48,19 @@ class ChildSpec:
     data directory); checked before every start."""
 
 
-@dataclass
 class _Child:
-    spec: ChildSpec
-    proc: subprocess.Popen[bytes] | Forked | None = None
-    started: float = 0.0
-    backoff: float = 0.5
-    next_start: float = 0.0
-    restarts: int = 0
-    waiting: bool = False
-    history: list[int] = field(default_factory=list)
+    """One supervised child and its restart state. (Plain classes here, no dataclasses:
+    the supervisor process stays a bare interpreter, see ``sysmon.forked``.)"""
+
+    def __init__(self, spec: ChildSpec) -> None:
+        self.spec = spec
+        self.proc: subprocess.Popen[bytes] | Forked | None = None
+        self.started = 0.0
+        self.backoff = 0.5
+        self.next_start = 0.0
+        self.restarts = 0
+        self.waiting = False
+        self.history: list[int] = []
 
 
 class Supervisor:
@@ -76,10 +70,14 @@ class Supervisor:
         poll_seconds: float = 0.2,
         max_backoff: float = 30.0,
         healthy_after: float = 60.0,
-        fork: bool = False,
+        adopted: Mapping[str, int] | None = None,
     ) -> None:
         self._children = [_Child(spec) for spec in specs]
-        self._fork = fork
+        now = time.monotonic()
+        for child in self._children:
+            pid = (adopted or {}).get(child.spec.name)
+            if pid is not None:
+                child.proc, child.started = Forked.adopt(pid), now
         self._poll = poll_seconds
         self._max_backoff = max_backoff
         self._healthy_after = healthy_after
@@ -182,15 +180,7 @@ class Supervisor:
         child.waiting = False
         env = dict(os.environ if child.spec.env is None else child.spec.env)
         env[PARENT_ENV] = str(os.getpid())
-        if (
-            self._fork
-            and forkable(child.spec.argv) is not None
-            and _on_main_thread()
-            and _loaded_code_unchanged()
-        ):
-            child.proc = Forked(child.spec.argv, env)
-        else:
-            child.proc = subprocess.Popen(list(child.spec.argv), env=env)
+        child.proc = subprocess.Popen(list(child.spec.argv), env=env)
         child.started = now
         logger.info("%s started (pid %d)", child.spec.name, child.proc.pid)
 
@@ -252,199 +242,43 @@ def _pidfd(pid: int) -> int | None:
         return None
 
 
-def serve_forever(agent_argv: list[str], server_argv: list[str], lock_dir: str) -> int:
-    """``sysmon serve`` after its checks: supervise the agent and the server until
-    SIGTERM/SIGINT (then stop both); SIGHUP is passed to the agent (reload). The loop
-    runs on this (main) thread, so children are forked from a single-threaded process."""
+def serve_forever(
+    agent_argv: list[str],
+    server_argv: list[str],
+    lock_dir: str,
+    adopted: Mapping[str, int] | None = None,
+) -> int:
+    """``sysmon serve`` after its checks: supervise the agent and the server (``adopted``:
+    those already forked, by name) until SIGTERM/SIGINT, then stop both; SIGHUP is passed
+    to the agent (reload)."""
     supervisor = Supervisor(
-        [agent_spec(agent_argv, Path(lock_dir)), ChildSpec("server", server_argv)], fork=True
+        [agent_spec(agent_argv, Path(lock_dir)), ChildSpec("server", server_argv)],
+        adopted=adopted,
     )
     signal.signal(signal.SIGTERM, lambda *_: supervisor.request_stop())
     signal.signal(signal.SIGINT, lambda *_: supervisor.request_stop())
     signal.signal(signal.SIGHUP, lambda *_: supervisor.send("agent", signal.SIGHUP))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)  # blocked since the forks
     supervisor.run()
     logger.info("sysmon stopping")
     supervisor.stop()
     return 0
 
 
-# Forked children ---------------------------------------------------------------------------
-
-
-def forkable(argv: Sequence[str]) -> str | None:
-    """The module of a ``<this python> -m <module> ...`` command line, else ``None``."""
-    if len(argv) >= 3 and argv[0] == sys.executable and argv[1] == "-m":
-        return argv[2]
-    return None
-
-
-def _on_main_thread() -> bool:
-    """Forks are taken from the main thread only: the child's one thread is then the main
-    thread of a process, with its signals and non-daemon threads, as after an exec."""
-    return threading.current_thread() is threading.main_thread()
-
-
-_loaded: dict[str, int | None] = {}
-"""The source files of every module this process had imported at ``preload``, with
-their mtimes: a fork runs that code, the files may since have been upgraded."""
-
-
-_stale = False
-
-
-def preload(modules: Sequence[str]) -> None:
-    """Import ``modules`` and move every object alive into the collector's permanent
-    generation (``gc.freeze``): collections in the children then never write to these
-    pages, which keeps them shared with the supervisor and each other."""
-    for name in modules:
-        importlib.import_module(name)
-    global _stale
-    _stale = False
-    _loaded.clear()
-    _loaded.update(_module_files())
-    gc.freeze()
-
-
-def _module_files() -> dict[str, int | None]:
-    found: dict[str, int | None] = {}
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
-        if isinstance(path, str):
-            try:
-                found[path] = os.stat(path).st_mtime_ns
-            except OSError:
-                found[path] = None
-    return found
-
-
-def _loaded_code_unchanged() -> bool:
-    """False once a preloaded module's file changed on disk (a package upgrade while
-    running): a child forked now would mix the old code in memory with new files it
-    imports later, so it is exec'd instead, wholly new (and so is every later one)."""
-    global _stale
-    if _stale:
-        return False
-    for path, mtime in _loaded.items():
-        try:
-            now: int | None = os.stat(path).st_mtime_ns
-        except OSError:
-            now = None
-        if now != mtime:
-            logger.warning("%s changed since sysmon started: children are exec'd now", path)
-            _stale = True
-            return False
-    return True
-
-
-class Forked:
-    """A child forked from this process, running ``python -m <module> <args>``; the part
-    of ``subprocess.Popen``'s interface the supervisor uses."""
-
-    def __init__(self, argv: Sequence[str], env: dict[str, str]) -> None:
-        module, args = argv[2], list(argv[3:])
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # the child: never returns into the supervisor's stack
-            os._exit(_run_module(module, args, env, title=" ".join(argv)))
-        self.pid = pid
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:
-                return self.returncode
-            if pid == self.pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0.0)
-            time.sleep(0.01)
-        assert self.returncode is not None
-        return self.returncode
-
-    def send_signal(self, sig: int) -> None:
-        if self.poll() is None:
-            os.kill(self.pid, sig)
-
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
-
-
-def _run_module(module: str, args: list[str], env: dict[str, str], title: str) -> int:
-    """In a forked child: what ``python -m module args`` would do, then the exit steps of
-    an interpreter (wait for non-daemon threads, atexit), and the exit code. ``title``
-    (the command line it stands for) is what ``ps`` shows, where setproctitle is
-    installed."""
-    import atexit
-    import runpy
-    import threading
-    import traceback
-
-    code = 1
-    try:
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        with contextlib.suppress(ImportError):  # before the environment changes
-            from setproctitle import setproctitle
-
-            setproctitle(title)
-        os.environ.clear()
-        os.environ.update(env)
-        sys.argv = [module, *args]
-        try:
-            runpy.run_module(module, run_name="__main__", alter_sys=True)
-            code = 0
-        except SystemExit as exc:
-            code = _exit_code(exc.code)
-        current = threading.current_thread()
-        for thread in threading.enumerate():  # what the interpreter waits for at exit
-            if thread is not current and not thread.daemon:
-                thread.join()
-        atexit._run_exitfuncs()
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-    return code
-
-
-def _exit_code(value: object) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, int):
-        return value
-    sys.stderr.write(f"{value}\n")
-    return 1
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m sysmon.supervisor '<json>'``: what ``sysmon serve`` execs into once the
-    configuration is checked. It imports the standard library, the lock and log helpers
-    and the plan's ``preload`` modules (shared with the children it forks; the rest of
-    what the checks loaded stays behind)."""
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m sysmon.supervisor '<json>'``: what ``sysmon serve`` execs into once it
+    has checked the configuration and forked the children it could (the plan's ``adopt``:
+    name -> pid). It imports only the standard library and the lock and log helpers."""
     import json
 
     from sysmon.logs import configure_logging
 
     plan = json.loads((argv or sys.argv[1:])[0])
     configure_logging(plan.get("log_level", "INFO"))
-    preload(plan.get("preload", []))
     logger.info(plan.get("banner", "sysmon serving"))
-    return serve_forever(plan["agent"], plan["server"], plan["lock_dir"])
+    adopted = {str(k): int(v) for k, v in plan.get("adopt", {}).items()}
+    sys.exit(serve_forever(plan["agent"], plan["server"], plan["lock_dir"], adopted))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

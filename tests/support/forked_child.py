@@ -24,6 +24,7 @@ def main() -> int:
         "parent": os.environ.get("SYSMON_PARENT_PID"),
         "extra": os.environ.get("FORK_TEST"),
         "sigterm": str(signal.getsignal(signal.SIGTERM)),
+        "blocked": sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])),
     }
     (out / f"{os.getpid()}.json").write_text(json.dumps(record))
     atexit.register(lambda: (out / f"{os.getpid()}.atexit").write_text("ran"))

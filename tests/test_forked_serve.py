@@ -1,0 +1,75 @@
+"""``sysmon.cli.SHARED``, what ``sysmon serve`` imports before it forks agent and server,
+against the modules the two really load (each run here in its own interpreter: the
+agent started and stopped, the server's app through its lifespan). A module both load
+that ``serve`` did not is built twice, once per child; a module only one loads, if
+preloaded, stays in the other as pages nobody uses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.process import service_env
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SERVE = """
+from sysmon import cli
+args = cli.build_parser().parse_args(["serve"])
+settings = cli._settings(args)
+cli._tls_options(args, settings)
+cli.preload_shared()
+"""
+
+AGENT = """
+import time
+from sysmon import cli
+from sysmon.agent.service import Agent
+settings = cli._settings(cli.build_parser().parse_args(["agent"]))
+agent = Agent(settings, migrate_in_child=True)
+agent.start()
+time.sleep(2.5)
+agent.stop()
+"""
+
+SERVER = """
+import asyncio
+from sysmon import cli
+from sysmon.main import create_app
+import uvicorn
+settings = cli._settings(cli.build_parser().parse_args(["server"]))
+app = create_app(settings, start_agent=False)
+async def run() -> None:
+    async with app.router.lifespan_context(app):
+        await asyncio.sleep(1.5)
+asyncio.run(run())
+"""
+
+
+def loaded(code: str, env: dict[str, str]) -> set[str]:
+    script = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    return set(json.loads(out.strip().splitlines()[-1]))
+
+
+def test_serve_preloads_what_both_children_load_and_nothing_else(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir(mode=0o700)
+    env = service_env(folder / "sysmon.db")
+    agent = loaded(AGENT, env)  # first: it creates the database the server opens
+    server, serve = loaded(SERVER, env), loaded(SERVE, env)
+    both = agent & server
+    assert len(both) > 400 and "sysmon.storage.sqlite.store" in both, "the check checks"
+    assert sorted(both - serve) == [], "load these in serve before the fork (SHARED)"
+    # What serve's own checks load beyond that: small, and named here.
+    assert sorted(serve - both) == ["sysmon.preflight"]
