@@ -5,12 +5,14 @@ waits ``--seconds``, sends a few ``/current`` and range requests, then prints PS
 process (``smaps_rollup``) with its anonymous/file split and shared/private pages.
 ``bench_isolation``'s idle phase is the measurement of record.
 
-    .venv/bin/python -m bench.pss_probe [--seconds 30] [--env KEY=VALUE ...]
+    .venv/bin/python -m bench.pss_probe [--seconds 30] [--env KEY=VALUE ...] [--kill-agent]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import tempfile
 import time
@@ -37,6 +39,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for sysmon")
+    parser.add_argument(
+        "--kill-agent",
+        action="store_true",
+        help="SIGKILL the agent first and measure once the supervisor restarted it "
+        "(from its command line, not forked)",
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="sysmon-pss-"))
     target = sysmon_target(tmp, "pss", 1)
@@ -46,6 +54,14 @@ def main() -> int:
         wait_ok(target.url, timeout=120)
         time.sleep(args.seconds)
         agent = int(health(target.base)["agent"]["pid"])
+        if args.kill_agent:
+            os.kill(agent, signal.SIGKILL)
+            deadline = time.monotonic() + 60
+            while agent == int(health(target.base)["agent"]["pid"] or agent):
+                assert time.monotonic() < deadline, "the agent did not come back"
+                time.sleep(0.5)
+            time.sleep(args.seconds)
+            agent = int(health(target.base)["agent"]["pid"])
         for _ in range(50):
             httpx.get(target.url, timeout=10)
             start = time.time() - 60

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -155,6 +156,10 @@ def fork_children(children: Mapping[str, Prepared], env_name: str) -> dict[str, 
     supervisor starts every child from its command line."""
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     if threading.active_count() != 1:
+        logging.getLogger(__name__).info(
+            "not forking from a process with %d threads: children start from their command lines",
+            threading.active_count(),
+        )
         return {}
     gc.collect()
     gc.freeze()

@@ -5,43 +5,31 @@ and an empty signal mask, its title in ``ps``, its exit code to the supervisor, 
 handlers and non-daemon threads finished. The supervisor adopts forked children by pid,
 restarts one that exits from its command line, and reaps every one (no zombies). A
 SIGTERM that arrives while signals are blocked for the hand-over stops the service
-once the supervisor's handlers are in. The whole service over forked children (their
-parent, their titles, a SIGKILLed supervisor) is ``tests/test_entrypoints.py`` and
-``tests/faults/test_isolation.py``."""
+once the supervisor's handlers are in. The forks run in a process of their own
+(``tests/support/fork_supervisor.py``): pytest's has other threads by then. The whole
+service over forked children (their parent, their titles, a SIGKILLed supervisor) is
+``tests/test_entrypoints.py`` and ``tests/faults/test_isolation.py``."""
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
-import pytest
 
 from sysmon.forked import SIGNALS, Prepared, fork_children
-from sysmon.supervisor import PARENT_ENV, ChildSpec, Supervisor, serve_forever
+from sysmon.supervisor import PARENT_ENV
 from tests.support import forked_child
 
+ROOT = Path(__file__).resolve().parents[1]
 CHILD = [sys.executable, "-m", "tests.support.forked_child"]
-
-
-@pytest.fixture(autouse=True)
-def _restore_process_state() -> Iterator[None]:
-    """``fork_children`` leaves ``SIGNALS`` blocked and everything frozen out of the
-    collector, as ``sysmon serve`` wants before its exec; pytest's process gets both
-    back, and the handlers ``serve_forever`` installs."""
-    handlers = {sig: signal.getsignal(sig) for sig in SIGNALS}
-    yield
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
-    gc.unfreeze()
-    for sig, handler in handlers.items():
-        signal.signal(sig, handler)
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -51,63 +39,40 @@ def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def supervise_while(body: Callable[[Supervisor], None], supervisor: Supervisor) -> None:
-    """Run the supervision loop on this (main) thread, as ``serve_forever`` does, while
-    ``body`` checks on another; then stop."""
-    failed: list[BaseException] = []
-
-    def check() -> None:
-        try:
-            body(supervisor)
-        except BaseException as exc:
-            failed.append(exc)
-        finally:
-            supervisor.request_stop()
-
-    checker = threading.Thread(target=check, daemon=True)
-    checker.start()
-    supervisor.run()
-    supervisor.stop(timeout=10)
-    checker.join(10)
-    if failed:
-        raise failed[0]
-
-
 def records(folder: Path) -> dict[int, dict[str, object]]:
-    return {int(p.stem): json.loads(p.read_text()) for p in folder.glob("*.json")}
+    return {int(p.stem): json.loads(p.read_text()) for p in folder.glob("[0-9]*.json")}
 
 
-def prepared(folder: Path, mode: str) -> Prepared:
-    return Prepared([*CHILD, str(folder), mode], forked_child.main)
+def supervisor(folder: Path, mode: str, *extra: str) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "tests.support.fork_supervisor", str(folder), mode, *extra]
+    env = {**os.environ, "FORK_TEST": "given"}
+    return subprocess.Popen(argv, cwd=ROOT, env=env)
 
 
-def test_a_forked_child_runs_its_entry_as_its_command_line_would(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("FORK_TEST", "given")
-    signal.signal(signal.SIGTERM, lambda *_: None)  # ours must not reach the child
-    child = prepared(tmp_path, "wait")
-    pids = fork_children({"child": child}, PARENT_ENV)
-    assert set(pids) == {"child"}
-    assert signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, []), "left blocked"
-    supervisor = Supervisor([ChildSpec("child", child.argv)], poll_seconds=0.02, adopted=pids)
+def outcome(folder: Path) -> dict[str, object]:
+    return dict(json.loads((folder / "supervisor.json").read_text()))
 
-    def body(supervisor: Supervisor) -> None:
+
+def test_a_forked_child_runs_its_entry_as_its_command_line_would(tmp_path: Path) -> None:
+    proc = supervisor(tmp_path, "wait")
+    try:
         wait_for(lambda: len(records(tmp_path)) == 1)
         pid, record = next(iter(records(tmp_path).items()))
-        assert pid == pids["child"] and supervisor.pids() == {"child": pid}
         argv = record["argv"]
         assert isinstance(argv, list) and argv[1:] == [str(tmp_path), "wait"]
-        assert record["parent"] == str(os.getpid()) and record["extra"] == "given"
+        assert record["parent"] == str(proc.pid) and record["extra"] == "given"
         assert record["sigterm"] == str(signal.SIG_DFL), "not the parent's handler"
         assert record["blocked"] == [], "the hand-over's mask is not the child's"
-        process = psutil.Process(pid)
-        assert process.ppid() == os.getpid()
-        assert " ".join(process.cmdline()).split() == child.argv, "titled by its command line"
-
-    supervise_while(body, supervisor)
-    pid = pids["child"]
-    # stop(): SIGTERM reached the child's own handler; its thread and atexit finished.
+        assert record["name"] == "tests.support.forked_child", "forked, not exec'd"
+        child = psutil.Process(pid)
+        assert child.ppid() == proc.pid
+        title = [*CHILD, str(tmp_path), "wait"]
+        assert " ".join(child.cmdline()).split() == title, "titled by its command line"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+    assert outcome(tmp_path)["pids"] == {"child": pid}
+    # The stop: SIGTERM reached the child's own handler; its thread and atexit finished.
     assert (tmp_path / f"{pid}.thread").read_text() == "done"
     assert (tmp_path / f"{pid}.atexit").read_text() == "ran"
     assert not psutil.pid_exists(pid), "reaped, not a zombie"
@@ -116,23 +81,37 @@ def test_a_forked_child_runs_its_entry_as_its_command_line_would(
 def test_an_adopted_child_that_exits_is_restarted_from_its_command_line(
     tmp_path: Path,
 ) -> None:
-    child = prepared(tmp_path, "exit7")
-    pids = fork_children({"child": child}, PARENT_ENV)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
-    supervisor = Supervisor([ChildSpec("child", child.argv)], poll_seconds=0.02, adopted=pids)
-
-    def body(supervisor: Supervisor) -> None:
-        wait_for(lambda: supervisor.restarts()["child"] >= 2 and len(records(tmp_path)) >= 2)
-
-    supervise_while(body, supervisor)
-    assert supervisor._children[0].history[:2] == [7, 7], "the exit code reached it"
+    proc = supervisor(tmp_path, "exit7")
+    try:
+        wait_for(lambda: len(records(tmp_path)) >= 3)
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+    result = outcome(tmp_path)
+    pids, history = result["pids"], result["history"]
+    assert isinstance(pids, dict) and isinstance(history, list)
+    assert history[:2] == [7, 7], "the exit codes reached the supervisor"
     forked = records(tmp_path).pop(pids["child"])
+    assert forked["name"] == "tests.support.forked_child"
     assert (tmp_path / f"{pids['child']}.atexit").read_text() == "ran"
-    assert not psutil.pid_exists(pids["child"])
-    assert forked["name"] == "tests.support.forked_child"  # ran as an entry
-    # The restart is the command line, exec'd: the module runs as ``__main__``.
+    # A restart is the command line, exec'd: the module runs as ``__main__``.
     restarted = [r for pid, r in records(tmp_path).items() if pid != pids["child"]]
-    assert restarted and all(r["name"] == "__main__" for r in restarted)
+    assert len(restarted) >= 2 and all(r["name"] == "__main__" for r in restarted)
+    assert not any(psutil.pid_exists(pid) for pid in records(tmp_path))
+
+
+def test_a_sigterm_during_the_hand_over_stops_the_service(tmp_path: Path) -> None:
+    """Between the forks and the supervisor's handlers (``sysmon serve``'s exec) the
+    signals stay blocked: a SIGTERM sent then waits, and stops the children once
+    ``serve_forever`` is in charge, instead of killing the parent alone."""
+    proc = supervisor(tmp_path, "wait", "handover-sigterm")
+    assert proc.wait(timeout=20) == 0
+    result = outcome(tmp_path)
+    pids = result["pids"]
+    assert isinstance(pids, dict) and result["code"] == 0
+    child = pids["child"]
+    assert (tmp_path / f"{child}.atexit").read_text() == "ran", "stopped cleanly"
+    assert not psutil.pid_exists(child)
 
 
 def test_no_fork_from_a_process_with_threads(tmp_path: Path) -> None:
@@ -141,27 +120,12 @@ def test_no_fork_from_a_process_with_threads(tmp_path: Path) -> None:
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
     other.start()
+    child = Prepared([*CHILD, str(tmp_path), "exit7"], forked_child.main)
     try:
-        assert fork_children({"child": prepared(tmp_path, "exit7")}, PARENT_ENV) == {}
+        assert fork_children({"child": child}, PARENT_ENV) == {}
     finally:
         stop.set()
         other.join()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)  # left blocked for the exec
     time.sleep(0.2)
     assert records(tmp_path) == {}
-
-
-def test_a_sigterm_during_the_hand_over_stops_the_service(tmp_path: Path) -> None:
-    """Between the forks and the supervisor's handlers (``sysmon serve``'s exec) the
-    signals stay blocked: a SIGTERM sent then waits, and stops both children once
-    ``serve_forever`` is in charge, instead of killing the parent alone."""
-    server = prepared(tmp_path, "wait")
-    lock_dir = tmp_path / "data"
-    lock_dir.mkdir()
-    pids = fork_children({"server": server}, PARENT_ENV)
-    os.kill(os.getpid(), signal.SIGTERM)  # pending: blocked since the fork
-    agent = ChildSpec("agent", ["/bin/sleep", "60"]).argv
-    started = time.monotonic()
-    assert serve_forever(list(agent), list(server.argv), str(lock_dir), pids) == 0
-    assert time.monotonic() - started < 15
-    assert (tmp_path / f"{pids['server']}.atexit").read_text() == "ran", "stopped cleanly"
-    assert not psutil.pid_exists(pids["server"])
