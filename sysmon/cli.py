@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -228,48 +227,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "log_level": settings.logging.level,
         "banner": f"sysmon serving on {scheme}://{host}:{port}/ (agent + server)",
     }
-    return _fork_then_supervise(plan, settings)
+    from sysmon.serve import fork_then_supervise
 
-
-SHARED = (
-    "sysmon.storage.factory",
-    "sysmon.storage.sqlite.store",
-    "sysmon.channel",
-    "sysmon.fanout",
-    "sysmon.sentry",
-    "sysmon.serialize",
-)
-"""What ``sysmon serve`` imports before it forks the agent and the server, beyond what
-its checks loaded (pydantic, SQLAlchemy, the settings, the collectors, the alert store):
-the rest of what both children import, shared by them copy-on-write. Modules only one
-child imports are left to it (the agent's are nearly all the server's too): preloaded,
-the other child would keep pages nobody uses. ``tests/test_forked_serve.py`` checks
-this list against the modules the two children really load."""
-
-
-def preload_shared() -> None:
-    import importlib
-
-    for module in SHARED:
-        importlib.import_module(module)
-
-
-def _fork_then_supervise(plan: dict[str, Any], settings: Settings) -> int:
-    """Fork the agent and the server from here, each running its command line already
-    parsed, with these settings, then become the bare supervisor (``sysmon.forked``)."""
-    from sysmon.agent.lock import is_held
-    from sysmon.forked import Prepared, exec_supervisor, fork_children
-    from sysmon.supervisor import PARENT_ENV, serve_forever
-
-    preload_shared()
-    agent, server, lock_dir = plan["agent"], plan["server"], plan["lock_dir"]
-    children = {}
-    if not is_held(Path(lock_dir)):  # else the supervisor waits for the lock
-        children["agent"] = Prepared(agent, _prepared(agent[3:], settings))
-    children["server"] = Prepared(server, _prepared(server[3:], settings))
-    pids = fork_children(children, PARENT_ENV)
-    exec_supervisor(plan, pids)
-    return serve_forever(agent, server, lock_dir, pids)  # only if the exec failed
+    return fork_then_supervise(plan, lambda argv: _prepared(argv, settings))
 
 
 def _prepared(argv: Sequence[str], settings: Settings) -> Callable[[], int]:

@@ -1,4 +1,4 @@
-"""``sysmon.cli.SHARED``, what ``sysmon serve`` imports before it forks agent and server,
+"""``sysmon.serve.SHARED``, what ``sysmon serve`` imports before it forks agent and server,
 against the modules the two really load (each run here in its own interpreter: the
 agent started and stopped, the server's app through its lifespan). A module both load
 that ``serve`` did not is built twice, once per child; a module only one loads, if
@@ -20,7 +20,8 @@ from sysmon import cli
 args = cli.build_parser().parse_args(["serve"])
 settings = cli._settings(args)
 cli._tls_options(args, settings)
-cli.preload_shared()
+from sysmon.serve import preload_shared
+preload_shared()
 """
 
 AGENT = """
@@ -71,5 +72,5 @@ def test_serve_preloads_what_both_children_load_and_nothing_else(tmp_path: Path)
     both = agent & server
     assert len(both) > 400 and "sysmon.storage.sqlite.store" in both, "the check checks"
     assert sorted(both - serve) == [], "load these in serve before the fork (SHARED)"
-    # What serve's own checks load beyond that: small, and named here.
-    assert sorted(serve - both) == ["sysmon.preflight"]
+    # What serve loads beyond that: its checks and the forking itself, small, named here.
+    assert sorted(serve - both) == ["gc", "sysmon.forked", "sysmon.preflight", "sysmon.serve"]
