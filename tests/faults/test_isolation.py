@@ -174,6 +174,52 @@ def test_a_second_agent_refuses_naming_the_holder(tmp_path: Path) -> None:
         assert mon.health()["agent"]["pid"] == holder, "the first agent is untouched"
 
 
+def test_serve_beside_an_agent_it_did_not_start_serves_it_then_starts_its_own(
+    tmp_path: Path,
+) -> None:
+    """``sysmon serve`` on a data directory another agent holds forks only the server,
+    which serves that agent's ticks; once the lock frees, its supervisor starts an agent
+    of its own (from the command line: nothing is left to fork from)."""
+    import psutil
+    import yaml
+
+    from sysmon.agent.lock import is_held
+    from tests.support.process import service_env
+
+    data = tmp_path / "data"
+    config = tmp_path / "agent.yaml"
+    config.write_text(yaml.safe_dump({"database": {"path": str(data / "sysmon.db")}}))
+    env = service_env(data / "sysmon.db")
+    env.pop("SYSMON_DATABASE__PATH")
+    other = subprocess.Popen(
+        [sys.executable, "-m", "sysmon", "--config", str(config), "agent"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: is_held(data), 30, "the other agent to hold the data directory")
+        with monitor(tmp_path) as mon:
+            assert mon.health()["agent"]["pid"] == other.pid, "its ticks are served"
+            children = psutil.Process(mon.proc.pid).children()
+            assert [c.pid for c in children] == [mon.health()["server"]["pid"]]
+            assert "the data directory has an agent" in mon.log_text()
+            other.terminate()
+            assert other.wait(timeout=30) == 0
+            wait_for(
+                lambda: mon.health()["agent"]["pid"] not in (None, other.pid),
+                30,
+                "an agent of its own",
+            )
+            ours = psutil.Process(mon.health()["agent"]["pid"])
+            assert ours.ppid() == mon.proc.pid
+    finally:
+        if other.poll() is None:
+            other.kill()
+            other.wait()
+
+
 def test_a_damaged_database_file_shows_in_health_and_the_log(tmp_path: Path) -> None:
     with monitor(tmp_path, {"agent": {"integrity_check_seconds": 1}}) as mon:
         assert mon.health()["database"]["integrity"]["ok"] is True
