@@ -58,6 +58,7 @@ def test_a_forked_child_runs_its_entry_as_its_command_line_would(tmp_path: Path)
     try:
         wait_for(lambda: len(records(tmp_path)) == 1)
         pid, record = next(iter(records(tmp_path).items()))
+        wait_for((tmp_path / f"{pid}.ready").exists)  # its SIGTERM handler is in
         argv = record["argv"]
         assert isinstance(argv, list) and argv[1:] == [str(tmp_path), "wait"]
         assert record["parent"] == str(proc.pid) and record["extra"] == "given"

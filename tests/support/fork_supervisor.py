@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from sysmon.forked import SIGNALS, Prepared, fork_children
@@ -26,6 +27,10 @@ def main() -> int:
     argv = [sys.executable, "-m", "tests.support.forked_child", str(out), mode]
     pids = fork_children({"child": Prepared(argv, forked_child.main)}, PARENT_ENV)
     if sys.argv[3:] == ["handover-sigterm"]:
+        ready = out / f"{pids['child']}.ready"  # else SIGTERM's default action stops it
+        deadline = time.monotonic() + 20
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
         os.kill(os.getpid(), signal.SIGTERM)  # pending: blocked since the fork
         lock_dir = out / "data"
         lock_dir.mkdir()

@@ -2,7 +2,8 @@
 
 Writes what it was started with to ``DIR/<pid>.json``; ``MODE`` ``exit7`` exits with 7 at
 once, ``wait`` runs until SIGTERM and exits 0. Its atexit handler writes
-``DIR/<pid>.atexit``, and a non-daemon thread it starts must be waited for."""
+``DIR/<pid>.atexit``, and a non-daemon thread it starts must be waited for. In ``wait``
+mode, ``DIR/<pid>.ready`` says its SIGTERM handler is in place."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def main() -> int:
         return 7
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    (out / f"{os.getpid()}.ready").write_text("handler set")
 
     def late_writer() -> None:  # non-daemon: the exit waits for it, as python would
         stop.wait()
