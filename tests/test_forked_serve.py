@@ -31,7 +31,10 @@ from sysmon.agent.service import Agent
 settings = cli._settings(cli.build_parser().parse_args(["agent"]))
 agent = Agent(settings, migrate_in_child=True)
 agent.start()
-time.sleep(2.5)
+deadline = time.monotonic() + 60
+while agent.collection.ticks < 3 and time.monotonic() < deadline:  # a slow machine too
+    time.sleep(0.1)
+assert agent.collection.ticks >= 3, "the agent did not tick"
 agent.stop()
 """
 
