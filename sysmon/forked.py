@@ -170,7 +170,7 @@ def fork_children(children: Mapping[str, Prepared], env_name: str) -> dict[str, 
 def exec_supervisor(plan: Mapping[str, object], adopt: Mapping[str, int]) -> None:
     """Become the supervisor (same pid, so the children stay ours and ``kill <pid>`` still
     stops the service), adopting ``adopt``. The interpreter starts with ``-S``: no site
-    module, no .pth files (2 MiB less); the directory that holds the ``sysmon`` package
+    module and no .pth files run in it; the directory that holds the ``sysmon`` package
     is put on ``sys.path`` instead, and the supervisor imports nothing else outside the
     standard library. Returns only if the exec failed."""
     sys.stdout.flush()
