@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from sysmon.forked import Entry, Prepared, exec_supervisor, fork_children
 
@@ -33,18 +34,17 @@ def preload_shared() -> None:
 
 
 def fork_then_supervise(
-    plan: Mapping[str, object], entry_for: Callable[[Sequence[str]], Entry]
+    plan: Mapping[str, Any], entry_for: Callable[[Sequence[str]], Entry]
 ) -> int:
     """Fork the agent (unless another holds the data directory: the supervisor waits for
     it) and the server, each running ``entry_for(its sysmon arguments)``, then become the
     bare supervisor. ``plan``: the children's command lines, the data directory and
-    what the supervisor logs (``sysmon.supervisor.main``)."""
+    what the supervisor logs: the JSON ``sysmon.supervisor.main`` reads."""
     from sysmon.agent.lock import is_held
     from sysmon.supervisor import PARENT_ENV, serve_forever
 
     preload_shared()
-    agent, server, lock_dir = (plan["agent"], plan["server"], plan["lock_dir"])
-    assert isinstance(agent, list) and isinstance(server, list) and isinstance(lock_dir, str)
+    agent, server, lock_dir = plan["agent"], plan["server"], plan["lock_dir"]
     children = {}
     if not is_held(Path(lock_dir)):
         children["agent"] = Prepared(agent, entry_for(agent[3:]))
