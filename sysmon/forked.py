@@ -7,11 +7,11 @@ child from there, running an *entry*: the child's command line (``sysmon agent``
 ``sysmon server ...``) already parsed, with those settings. A child therefore neither
 imports nor parses again, and those pages stay shared, copy-on-write, by both children.
 ``exec_supervisor`` then replaces the parent, same pid, by a fresh interpreter running
-``sysmon.supervisor``, which adopts the children (``Forked.adopt``): the ~45
+``sysmon.supervisor``, which adopts the children (``ChildProcess.adopt``): the ~45
 MiB the parent had loaded do not stay resident in a process that only waits.
 
 A child that dies later is started again by the supervisor from its command line
-(``subprocess``, a new interpreter): the supervisor has nothing preloaded to fork from.
+(a new interpreter): the supervisor has nothing preloaded to fork from.
 
 A forked child behaves as the exec'd command line would: default signal handlers and an
 empty signal mask, the environment and ``sys.argv`` it was given, a title in ``ps`` (with
@@ -23,23 +23,17 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
-Entry = Callable[[], int]
+from sysmon.supervisor import SIGNALS, encode_plan
 
-SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-"""What the supervisor handles: blocked from before the forks until the supervisor that
-adopts the children has its handlers (a blocked signal stays pending across ``exec``), so
-a SIGTERM in between stops the service cleanly instead of killing the parent alone."""
+Entry = Callable[[], int]
 
 
 class Prepared(NamedTuple):
@@ -49,56 +43,13 @@ class Prepared(NamedTuple):
     entry: Entry
 
 
-class Forked:
-    """A child of this process by pid: the part of ``subprocess.Popen``'s interface the
-    supervisor uses. Made by ``start`` (fork now) or ``adopt`` (a child this pid forked
-    before it exec'd into the supervisor)."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.returncode: int | None = None
-
-    @classmethod
-    def adopt(cls, pid: int) -> Forked:
-        return cls(pid)
-
-    @classmethod
-    def start(cls, child: Prepared, env: Mapping[str, str]) -> Forked:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # the child: never returns into the parent's stack
-            os._exit(run_child(child, dict(env)))
-        return cls(pid)
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:
-                return self.returncode
-            if pid == self.pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll() is None:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0.0)
-            time.sleep(0.01)
-        assert self.returncode is not None
-        return self.returncode
-
-    def send_signal(self, sig: int) -> None:
-        if self.poll() is None:
-            os.kill(self.pid, sig)
-
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
+def _fork(child: Prepared, env: Mapping[str, str]) -> int:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the parent's stack
+        os._exit(run_child(child, dict(env)))
+    return pid
 
 
 def run_child(child: Prepared, env: dict[str, str]) -> int:
@@ -164,7 +115,7 @@ def fork_children(children: Mapping[str, Prepared], env_name: str) -> dict[str, 
     gc.collect()
     gc.freeze()
     env = {**os.environ, env_name: str(os.getpid())}
-    return {name: Forked.start(child, env).pid for name, child in children.items()}
+    return {name: _fork(child, env) for name, child in children.items()}
 
 
 def exec_supervisor(plan: Mapping[str, object], adopt: Mapping[str, int]) -> None:
@@ -177,5 +128,5 @@ def exec_supervisor(plan: Mapping[str, object], adopt: Mapping[str, int]) -> Non
     sys.stderr.flush()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     code = f"import sys; sys.path.insert(0, {root!r}); import sysmon.supervisor as s; s.main()"
-    text = json.dumps({**plan, "adopt": dict(adopt)})
+    text = encode_plan({**plan, "adopt": dict(adopt)})
     os.execv(sys.executable, [sys.executable, "-S", "-c", code, text])

@@ -42,12 +42,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sysmon.logline import DATE_FORMAT, FORMAT
+
 if TYPE_CHECKING:
     from sysmon.config import Settings
     from sysmon.known_secrets import SecretMask
 
-FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 OWN_LOGGER = __name__.partition(".")[0]
 """The package's top logger (``sysmon``)."""

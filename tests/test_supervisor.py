@@ -95,9 +95,13 @@ def test_an_adopted_child_that_exits_is_restarted_from_its_command_line(
     forked = records(tmp_path).pop(pids["child"])
     assert forked["name"] == "tests.support.forked_child"
     assert (tmp_path / f"{pids['child']}.atexit").read_text() == "ran"
-    # A restart is the command line, exec'd: the module runs as ``__main__``.
+    # A restart is the command line, exec'd: the module runs as ``__main__``, started as
+    # ``subprocess.Popen`` would (the supervisor has no subprocess): no descriptor of the
+    # supervisor's beyond 0-2, an empty signal mask, the supervisor's environment.
     restarted = [r for pid, r in records(tmp_path).items() if pid != pids["child"]]
     assert len(restarted) >= 2 and all(r["name"] == "__main__" for r in restarted)
+    assert all(r["held_fd_open"] is False for r in restarted), restarted
+    assert all(r["blocked"] == [] and r["extra"] == "given" for r in restarted)
     assert not any(psutil.pid_exists(pid) for pid in records(tmp_path))
 
 

@@ -7,13 +7,15 @@ second agent quotes: "data directory X is held by pid N (sysmon agent)".
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import time
-from pathlib import Path
 
 from sysmon.errors import SysmonError
+
+TYPE_CHECKING = False  # the bare supervisor imports ``is_held``: no typing, no pathlib
+if TYPE_CHECKING:
+    from pathlib import Path
 
 LOCK_NAME = "agent.lock"
 _TRIES = 4
@@ -35,7 +37,8 @@ def _describe(pid_text: str) -> str:
     if not pid.isdigit():
         return "another agent (pid unknown)"
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            raw = file.read()
         cmd = raw.replace(b"\0", b" ").decode(errors="replace").strip()[:200]
     except OSError:
         cmd = ""
@@ -72,14 +75,16 @@ class DataDirLock:
     def release(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
-            with contextlib.suppress(OSError):
+            try:  # noqa: SIM105 (contextlib: not imported in the bare supervisor)
                 os.ftruncate(fd, 0)
+            except OSError:
+                pass
             os.close(fd)
 
 
-def is_held(folder: Path) -> bool:
+def is_held(folder: str | os.PathLike[str]) -> bool:
     """Whether some process holds ``folder``'s lock right now (a snapshot, racy)."""
-    path = folder / LOCK_NAME
+    path = os.path.join(folder, LOCK_NAME)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:

@@ -28,9 +28,10 @@ pieces enforce the bounds:
     discarding lasts at most ``keep_alive_timeout_seconds`` after the response; the client
     has had its answer by then.
 
-  The parser is httptools (llhttp, in C), uvicorn's default with ``uvicorn[standard]``:
-  it took ``/api/v1/metrics/current`` from 5,150 to 9,070 req/s at 100 connections on one
-  worker, against h11 (pure Python) with the same three additions (bench/README.md).
+  The parser is httptools (llhttp, in C), uvicorn's default when it is installed (it is a
+  requirement): it took ``/api/v1/metrics/current`` from 5,150 to 9,070 req/s at 100
+  connections on one worker, against h11 (pure Python) with the same three additions
+  (bench/README.md).
 
 * ``BodyLimitMiddleware`` (pure ASGI, installed by ``install_limits``): 413 before routing
   when ``Content-Length`` is too large, or as soon as a streamed (chunked) body passes the

@@ -12,8 +12,10 @@ the answer time does not tell an attacker which user names exist.
 
 from __future__ import annotations
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
 
 MIN_LENGTH = 8
 MAX_LENGTH = 1024  # argon2 takes any length; a cap keeps a 1 MiB "password" from costing
@@ -31,11 +33,21 @@ def check_policy(password: str) -> None:
 
 
 class Passwords:
-    """Hash and verify; one instance per process (the hasher holds only parameters)."""
+    """Hash and verify; one instance per process (the hasher holds only parameters).
+    argon2 (with cffi) is imported at the first use: a server with ``auth.mode: none``
+    never hashes and does not hold it."""
 
     def __init__(self, hasher: PasswordHasher | None = None) -> None:
-        self._hasher = hasher or PasswordHasher()
+        self._given = hasher
         self._dummy: str | None = None  # made on first need: every hash costs ~50 ms
+
+    @property
+    def _hasher(self) -> PasswordHasher:
+        if self._given is None:
+            from argon2 import PasswordHasher
+
+            self._given = PasswordHasher()
+        return self._given
 
     def hash(self, password: str) -> str:
         check_policy(password)
@@ -46,6 +58,8 @@ class Passwords:
         return self._hasher.hash(password)
 
     def verify(self, stored_hash: str, password: str) -> bool:
+        from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
         if len(password) > MAX_LENGTH:
             return False
         try:
@@ -64,6 +78,8 @@ class Passwords:
 
     def needs_rehash(self, stored_hash: str) -> bool:
         """True when the hash was made with older parameters (rehash at next login)."""
+        from argon2.exceptions import InvalidHashError
+
         try:
             return self._hasher.check_needs_rehash(stored_hash)
         except InvalidHashError:

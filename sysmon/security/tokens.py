@@ -33,8 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jwt
-
 from sysmon.errors import ConfigError
 from sysmon.security.principal import Role, parse_role
 
@@ -142,9 +140,13 @@ class AccessTokens:
             "role": claims.role,
             "gen": claims.generation,
         }
+        import jwt  # here: a server with ``auth.mode: none`` never holds PyJWT
+
         return jwt.encode(payload, self._key, algorithm=ALGORITHM), claims
 
     def verify(self, token: str) -> AccessClaims:
+        import jwt
+
         try:
             payload = jwt.decode(
                 token,

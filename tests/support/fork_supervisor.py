@@ -37,6 +37,9 @@ def main() -> int:
         code = serve_forever(["/bin/sleep", "60"], argv, str(lock_dir), {"server": pids["child"]})
         (out / "supervisor.json").write_text(json.dumps({"pids": pids, "code": code}))
         return code
+    held = os.open(out / "held", os.O_CREAT | os.O_WRONLY)  # a restart must not inherit it
+    os.set_inheritable(held, True)
+    os.environ["FORK_TEST_FD"] = str(held)
     supervisor = Supervisor([ChildSpec("child", argv)], poll_seconds=0.02, adopted=pids)
     signal.signal(signal.SIGTERM, lambda *_: supervisor.request_stop())
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)

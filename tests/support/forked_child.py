@@ -1,7 +1,8 @@
 """A child for the supervisor's tests: ``python -m tests.support.forked_child DIR MODE``.
 
 Writes what it was started with to ``DIR/<pid>.json``; ``MODE`` ``exit7`` exits with 7 at
-once, ``wait`` runs until SIGTERM and exits 0. Its atexit handler writes
+once, ``wait`` runs until SIGTERM and exits 0. It records whether descriptor
+``$FORK_TEST_FD`` (inheritable in its supervisor) is open in it. Its atexit handler writes
 ``DIR/<pid>.atexit``, and a non-daemon thread it starts must be waited for. In ``wait``
 mode, ``DIR/<pid>.ready`` says its SIGTERM handler is in place."""
 
@@ -26,6 +27,7 @@ def main() -> int:
         "extra": os.environ.get("FORK_TEST"),
         "sigterm": str(signal.getsignal(signal.SIGTERM)),
         "blocked": sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, [])),
+        "held_fd_open": _is_open(os.environ.get("FORK_TEST_FD", "")),
     }
     (out / f"{os.getpid()}.json").write_text(json.dumps(record))
     atexit.register(lambda: (out / f"{os.getpid()}.atexit").write_text("ran"))
@@ -44,6 +46,16 @@ def main() -> int:
     while not stop.wait(0.02):
         pass
     return 0
+
+
+def _is_open(fd: str) -> bool | None:
+    if not fd.isdigit():
+        return None
+    try:
+        os.fstat(int(fd))
+    except OSError:
+        return False
+    return True
 
 
 if __name__ == "__main__":
