@@ -123,7 +123,7 @@ def cmd_server(args: argparse.Namespace) -> int:
         # X-Forwarded-For/-Proto are believed from these peers only (workers too).
         "proxy_headers": True,
         "forwarded_allow_ips": forwarded_allow_ips(settings.server),
-        **uvicorn_options(settings.server.limits),
+        **uvicorn_options(settings.server.limits, settings.server.event_loop),
         **tls,
     }
     # Test notifications link to the address actually served (workers inherit it).

@@ -77,3 +77,17 @@ def test_service_binds_localhost_by_default(tmp_path: Path) -> None:
                 continue
             with pytest.raises(httpx.ConnectError):
                 httpx.get(f"http://{addr}:{port}/api/v1/health", timeout=2)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_the_server_runs_on_the_configured_event_loop(tmp_path: Path, loop: str) -> None:
+    """``server.event_loop``: asyncio by default (uvicorn alone would take uvloop whenever
+    it is installed, as it is here); uvloop when asked."""
+    port = free_port()
+    env = service_env(tmp_path / "d.db")
+    if loop != "asyncio":
+        env["SYSMON_SERVER__EVENT_LOOP"] = loop
+    with running_service(["sysmon", "serve", "--port", str(port)], env, port):
+        server = httpx.get(f"http://127.0.0.1:{port}/api/v1/health").json()["server"]["pid"]
+        mapped = Path(f"/proc/{server}/maps").read_text()
+        assert ("uvloop" in mapped) == (loop == "uvloop")

@@ -63,8 +63,10 @@ from sysmon.security.config import HttpLimits
 logger = logging.getLogger(__name__)
 
 
-def uvicorn_options(limits: HttpLimits) -> dict[str, Any]:
-    """Keyword arguments for ``uvicorn.Config``/``uvicorn.run`` that enforce ``limits``.
+def uvicorn_options(limits: HttpLimits, event_loop: str = "asyncio") -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.Config``/``uvicorn.run`` that enforce ``limits``, on
+    ``event_loop`` (``server.event_loop``; uvicorn's own default would take uvloop whenever
+    it is installed).
 
     ``http`` is a ``functools.partial`` of ``LimitedHttpToolsProtocol`` (uvicorn only calls it),
     so the options pickle for ``workers`` > 1.
@@ -72,6 +74,7 @@ def uvicorn_options(limits: HttpLimits) -> dict[str, Any]:
     return {
         "http": functools.partial(LimitedHttpToolsProtocol, limits=limits),
         "timeout_keep_alive": limits.keep_alive_timeout_seconds,
+        "loop": event_loop,
     }
 
 
