@@ -249,6 +249,9 @@ def test_an_ended_session_sends_the_dashboard_to_login(
     page, _ = browser
     page.clock.install()  # runs at real speed until fast-forwarded
     _signed_in(page, api, "victor")
+    # The page's first loads are over (the alert history is the last): none of them can
+    # meet the ended session before the stream does.
+    page.wait_for_selector("#alerts-history li", state="attached")
     page.evaluate(SET_HIDDEN, True)
     page.clock.fast_forward(11_000)  # a hidden tab gives its stream back after 10 s
     page.wait_for_selector("#conn[data-state=paused]")
