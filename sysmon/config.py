@@ -81,8 +81,8 @@ class ServerConfig(BaseModel):
     workers: int = Field(default=1, ge=1, le=64, description="API worker processes")
     event_loop: typing.Literal["asyncio", "uvloop"] = Field(
         default="asyncio",
-        description="The server's event loop. asyncio: p99 21-29 ms at 100 connections on one "
-        "worker, 2-3 MiB less memory; uvloop: ~15 % more /current requests per second, p99 "
+        description="The server's event loop. asyncio: p99 16-29 ms at 100 connections on one "
+        "worker, 2-3 MiB less memory; uvloop: ~20 % more /current requests per second, p99 "
         "0.1-0.4 s (bench/README.md, session 9)",
     )
     limits: HttpLimits = Field(default_factory=HttpLimits)
