@@ -101,7 +101,7 @@ def cmd_server(args: argparse.Namespace) -> int:
     import uvicorn
 
     from sysmon.api.limits import uvicorn_options
-    from sysmon.supervisor import watch_parent
+    from sysmon.parentwatch import watch_parent
 
     watch_parent()
     settings = _settings(args)

@@ -24,7 +24,8 @@ from sysmon.agent.service import Agent
 from sysmon.channel import data_dir
 from sysmon.config import Settings, load_settings
 from sysmon.errors import ConfigError
-from sysmon.supervisor import EXIT_LOCKED, watch_parent
+from sysmon.parentwatch import watch_parent
+from sysmon.supervisor import EXIT_LOCKED
 
 logger = logging.getLogger(__name__)
 
