@@ -356,8 +356,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     threshold = LEVELS.get(str(plan.get("log_level", "INFO")).upper(), INFO)
 
     def log(level: int, message: str) -> None:
-        if level >= threshold:
-            os.write(2, (render(level, __name__, message) + "\n").encode(errors="replace"))
+        if level < threshold:
+            return
+        line = render(level, __name__, message) + "\n"
+        try:
+            os.write(2, line.encode(errors="replace"))
+        except OSError:  # as with logging's handlers: a broken stderr never stops the service
+            return
 
     log(INFO, plan.get("banner", "sysmon serving"))
     adopted = {str(k): int(v) for k, v in plan.get("adopt", {}).items()}

@@ -134,3 +134,36 @@ def test_no_fork_from_a_process_with_threads(tmp_path: Path) -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)  # left blocked for the exec
     time.sleep(0.2)
     assert records(tmp_path) == {}
+
+
+def test_a_broken_stderr_does_not_stop_the_supervisor(tmp_path: Path) -> None:
+    """The bare supervisor writes its own log lines (no ``logging`` to swallow errors):
+    with its stderr a pipe nobody reads any more, the restart it logs still happens."""
+    from tests.support.process import free_port, service_env, stop, wait_healthy
+
+    folder = tmp_path / "data"
+    folder.mkdir(mode=0o700)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sysmon", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=service_env(folder / "sysmon.db"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        agent = int(wait_healthy(base, timeout=60)["agent"]["pid"])  # type: ignore[index]
+        assert proc.stderr is not None
+        proc.stderr.close()  # every later write to it: EPIPE
+        os.kill(agent, signal.SIGKILL)  # the supervisor logs a warning, then restarts it
+
+        def restarted() -> bool:
+            pid = wait_healthy(base, timeout=30)["agent"]["pid"]  # type: ignore[index]
+            return pid not in (None, agent)
+
+        wait_for(restarted, timeout=60)
+        assert proc.poll() is None, "the supervisor survived its broken stderr"
+    finally:
+        stop(proc)
+    assert proc.returncode == 0
