@@ -7,7 +7,7 @@ child from there, running an *entry*: the child's command line (``sysmon agent``
 ``sysmon server ...``) already parsed, with those settings. A child therefore neither
 imports nor parses again, and those pages stay shared, copy-on-write, by both children.
 ``exec_supervisor`` then replaces the parent, same pid, by a fresh interpreter running
-``sysmon.supervisor``, which adopts the children (``ChildProcess.adopt``): the ~45
+``sysmon.supervisor``, which adopts the children by pid (``ChildProcess``): the ~45
 MiB the parent had loaded do not stay resident in a process that only waits.
 
 A child that dies later is started again by the supervisor from its command line

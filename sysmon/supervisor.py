@@ -85,16 +85,12 @@ class ChildSpec:
 
 class ChildProcess:
     """A child of this process by pid: the part of ``subprocess.Popen``'s interface the
-    supervisor uses. Made by ``spawn`` (start a command line now) or ``adopt`` (a child
-    forked before this process exec'd into the supervisor)."""
+    supervisor uses. Made by ``spawn`` (start a command line now) or from the pid of a
+    child forked before this process exec'd into the supervisor (adopted)."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.returncode: int | None = None
-
-    @classmethod
-    def adopt(cls, pid: int) -> ChildProcess:
-        return cls(pid)
 
     @classmethod
     def spawn(cls, argv: Sequence[str], env: Mapping[str, str]) -> ChildProcess:
@@ -186,7 +182,7 @@ class Supervisor:
         for child in self._children:
             pid = (adopted or {}).get(child.spec.name)
             if pid is not None:
-                child.proc, child.started = ChildProcess.adopt(pid), now
+                child.proc, child.started = ChildProcess(pid), now
         self._poll = poll_seconds
         self._max_backoff = max_backoff
         self._healthy_after = healthy_after

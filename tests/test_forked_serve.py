@@ -6,12 +6,9 @@ preloaded, stays in the other as pages nobody uses."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.support.process import service_env
+from tests.support.process import python_json, service_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,16 +51,7 @@ asyncio.run(run())
 
 def loaded(code: str, env: dict[str, str]) -> set[str]:
     script = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
-    return set(json.loads(out.strip().splitlines()[-1]))
+    return set(python_json(script, env=env, timeout=120))
 
 
 def test_serve_preloads_what_both_children_load_and_nothing_else(tmp_path: Path) -> None:

@@ -4,10 +4,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -24,7 +21,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from sysmon.clock import FakeClock
 from sysmon.config import load_settings
 from sysmon.telemetry import TelemetryConfig
-from tests.support.process import ROOT
+from tests.support.process import python_json
 from tests.support.stack import stack
 
 
@@ -212,14 +209,5 @@ def test_off_by_default_imports_no_sdk(tmp_path: Path) -> None:
     OpenTelemetry SDK or exporter (and no Sentry SDK) module is ever imported."""
     sock = Path(tempfile.mkdtemp(prefix="sysmon-o")) / "agent.sock"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SYSMON_", "OTEL_"))}
-    out = subprocess.run(
-        [sys.executable, "-c", OFF_PROBE, str(tmp_path / "sysmon.db"), str(sock)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = python_json(OFF_PROBE, str(tmp_path / "sysmon.db"), str(sock), env=env)
     assert result == {"status": 200, "modules": []}

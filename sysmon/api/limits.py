@@ -5,7 +5,8 @@ descriptors; a 50 MB POST doubled the RSS and came back in the error response; r
 kept in the response cache held ~180 MiB. ``HttpLimits`` bounds each of those, and two
 pieces enforce the bounds:
 
-* ``uvicorn_options(limits)``: the keyword arguments for ``uvicorn.Config``/``uvicorn.run``.
+* ``uvicorn_options(limits, event_loop)``: the keyword arguments for
+  ``uvicorn.Config``/``uvicorn.run``.
   What uvicorn (0.55, read in ``uvicorn/protocols/http/httptools_impl.py``) already
   enforces is passed through: ``timeout_keep_alive`` (idle time after a response). What
   it lacks is added by ``LimitedHttpToolsProtocol`` (``http=``):
@@ -63,7 +64,7 @@ from sysmon.security.config import HttpLimits
 logger = logging.getLogger(__name__)
 
 
-def uvicorn_options(limits: HttpLimits, event_loop: str = "asyncio") -> dict[str, Any]:
+def uvicorn_options(limits: HttpLimits, event_loop: str) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.Config``/``uvicorn.run`` that enforce ``limits``, on
     ``event_loop`` (``server.event_loop``; uvicorn's own default would take uvloop whenever
     it is installed).

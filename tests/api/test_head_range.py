@@ -137,7 +137,9 @@ def test_a_restarted_server_answers_recent_windows_from_memory_at_once(
     before it (``backfill``), so the ticks of before its start are answered from memory."""
     last = tick_irregularly(server)
     app = create_app(settings, clock=clock, channel=server.agent.publisher.path, start_agent=False)
-    with serve(app, **uvicorn_options(settings.server.limits)) as second:
+    with serve(
+        app, **uvicorn_options(settings.server.limits, settings.server.event_loop)
+    ) as second:
         deadline = time.monotonic() + 10
         while not app.state.subscriber.connected:
             assert time.monotonic() < deadline, "second server never connected"

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from sysmon.api.limits import HttpLimits, install_limits, uvicorn_options
 from sysmon.clock import FakeClock
-from sysmon.config import load_settings
+from sysmon.config import ServerConfig, load_settings
 from tests.api.conftest import START
 from tests.support.server import RunningServer, serve
 from tests.support.stack import stack
@@ -66,10 +66,13 @@ def small_app(limits: HttpLimits) -> FastAPI:
     return app
 
 
+LOOP = ServerConfig().event_loop  # the default event loop
+
+
 @contextmanager
 def limited_server(**overrides: float) -> Iterator[RunningServer]:
     limits = HttpLimits.model_validate({"max_body_bytes": LIMIT, **overrides})
-    with serve(small_app(limits), **uvicorn_options(limits)) as running:
+    with serve(small_app(limits), **uvicorn_options(limits, LOOP)) as running:
         yield running
 
 
@@ -351,7 +354,7 @@ def test_defaults_and_bounds() -> None:
 
 
 def test_uvicorn_options_pickle_for_worker_processes() -> None:
-    options = uvicorn_options(HttpLimits(max_connections=7))
+    options = uvicorn_options(HttpLimits(max_connections=7), LOOP)
     assert pickle.loads(pickle.dumps(options))["http"].keywords["limits"].max_connections == 7
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -11,11 +12,26 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def python_json(code: str, *args: str, env: dict[str, str], timeout: float = 60) -> Any:
+    """Run ``python -c code args`` here in a fresh interpreter and return the JSON its
+    last line of output holds (raises if it fails)."""
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def free_port() -> int:

@@ -23,7 +23,7 @@ class RunningServer:
 
 @contextmanager
 def serve(app: FastAPI, port: int = 0, **config_kwargs: Any) -> Iterator[RunningServer]:
-    """``config_kwargs`` go to ``uvicorn.Config`` (e.g. ``uvicorn_options(limits)``)."""
+    """``config_kwargs`` go to ``uvicorn.Config`` (e.g. ``uvicorn_options(limits, loop)``)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))

@@ -68,7 +68,10 @@ def stack(
     try:
         app = create_app(settings, clock=clock, channel=sock, start_agent=False)
         # The HTTP protocol and limits ``sysmon server`` runs with, unless a test says.
-        options = {**uvicorn_options(settings.server.limits), **serve_kwargs}
+        options = {
+            **uvicorn_options(settings.server.limits, settings.server.event_loop),
+            **serve_kwargs,
+        }
         with serve(app, **options) as running:
             deadline = time.monotonic() + 10
             while not app.state.subscriber.connected:
