@@ -172,7 +172,7 @@ def _tls_options(args: argparse.Namespace, settings: Settings) -> dict[str, str]
 
 def _check_bind(host: str, settings: Settings, insecure: bool, *, warn: bool) -> None:
     """Refuse a non-loopback bind without authentication, unless ``--insecure``."""
-    from sysmon.security.http import is_loopback_host
+    from sysmon.security.hosts import is_loopback_host
 
     if settings.auth.mode != "none" or is_loopback_host(host):
         return

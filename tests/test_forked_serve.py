@@ -16,10 +16,16 @@ SERVE = """
 from sysmon import cli
 args = cli.build_parser().parse_args(["serve"])
 settings = cli._settings(args)
+cli.configure_logging_for(settings)
 cli._tls_options(args, settings)
+cli._check_bind(settings.server.host, settings, False, warn=False)
+from sysmon.channel import data_dir
+from sysmon.supervisor import sysmon_argv
+data_dir(settings.database.path), sysmon_argv("agent")
 from sysmon.serve import preload_shared
 preload_shared()
 """
+"""What ``cmd_serve`` runs before it forks."""
 
 AGENT = """
 import time
@@ -49,8 +55,15 @@ asyncio.run(run())
 """
 
 
+LOADED = """
+import json, sys
+print(json.dumps(sorted(m for m, v in sys.modules.items() if v is not None)))
+"""
+
+
 def loaded(code: str, env: dict[str, str]) -> set[str]:
-    script = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
+    """The modules ``code`` leaves loaded (not those blocked by a ``None`` entry)."""
+    script = code + LOADED
     return set(python_json(script, env=env, timeout=120))
 
 
@@ -66,5 +79,7 @@ def test_serve_preloads_what_both_children_load_and_nothing_else(tmp_path: Path)
     # What serve loads beyond that: its checks and the forking itself, small, named here.
     # auth.mode none (the default) never hashes or signs: PyJWT and argon2 stay unloaded.
     assert not {m for m in server if m.partition(".")[0] in ("jwt", "argon2")}
-    forking = ["gc", "sysmon.forked", "sysmon.preflight", "sysmon.serve", "sysmon.supervisor"]
-    assert sorted(serve - both) == forking
+    assert not {m for m in server if m.startswith("pydantic.v1")}, "sysmon.api keeps it out"
+    # Its bind check (sysmon.security.hosts) needs no FastAPI, which the agent never loads.
+    forking = ["gc", "sysmon.forked", "sysmon.preflight", "sysmon.security.hosts", "sysmon.serve"]
+    assert sorted(serve - both) == [*forking, "sysmon.supervisor"]

@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from sysmon.agent.arenas import use_one_arena
 from sysmon.agent.lock import DataDirLock, DataDirLockedError
 from sysmon.agent.service import Agent
 from sysmon.channel import data_dir
@@ -50,6 +51,7 @@ def _raise_fd_limit() -> None:
 
 def run_agent(settings: Settings, config_path: Path | None = None) -> int:
     os.umask(0o077)  # database, socket, lock: the agent's files are private
+    use_one_arena()  # before any thread of ours starts (sysmon.agent.arenas)
     _raise_fd_limit()
     lock = DataDirLock(data_dir(settings.database.path))
     try:

@@ -4,12 +4,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+import weakref
 from typing import Any
 
 import pytest
 
 from sysmon.api.head import LiveHead
+from sysmon.api.range_head import backfill
 from sysmon.serialize import to_json_bytes
 from sysmon.storage.base import RawGrid
 
@@ -227,3 +230,33 @@ def test_the_server_keeps_a_head_only_for_its_own_sqlite_ticks(tmp_path: Any) ->
     assert own is not None
     two = head_for(collection={"interval_seconds": 2}, api={"live_window_seconds": 60})
     assert two is not None and (two.step, two.slots) == (2.0, 30)
+
+
+def test_a_backfill_drops_the_stores_answer_once_copied(head: LiveHead) -> None:
+    """What the store answered (every series' window as Python lists, ~0.9 MiB at the
+    default 900 slots) is not kept by the backfill loop while it waits for the next reset."""
+
+    class Answer(list[Any]):  # a list that a weak reference can follow
+        pass
+
+    answers: list[weakref.ref[Answer]] = []
+    alive_while_waiting: list[bool] = []
+
+    class Reads:
+        async def run(self, fn: Any, *args: Any) -> Answer:
+            answer = Answer()
+            answers.append(weakref.ref(answer))
+            return answer
+
+    class Stop(Exception):
+        pass
+
+    async def sleep(seconds: float) -> None:
+        alive_while_waiting.append(answers[-1]() is not None)
+        raise Stop
+
+    feed(head, range(1, 3))
+    assert head.started.is_set()
+    with pytest.raises(Stop):
+        asyncio.run(backfill(head, Any, Reads(), Any, sleep))  # type: ignore[arg-type]
+    assert len(answers) == 1 and alive_while_waiting == [False]

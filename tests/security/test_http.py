@@ -16,7 +16,8 @@ import pytest
 
 from sysmon.clock import FakeClock
 from sysmon.config import Settings, load_settings
-from sysmon.security.http import DASHBOARD_CSP, HostPolicy, is_loopback_host, normalize_host
+from sysmon.security.hosts import HostPolicy, is_loopback_host, normalize_host
+from sysmon.security.http import DASHBOARD_CSP
 from tests.support.stack import Stack, stack
 
 START = 1_800_000_000.0
