@@ -7,7 +7,8 @@
 # Stage 1 builds the wheel; the dashboard's vendor files (uPlot, Swagger UI, ReDoc) come
 # from `npm ci` against package-lock.json and are copied into the wheel by setup.py, so
 # the image needs no Node.js at run time. Stage 2 installs only that wheel (plus the
-# `celery` extra for the worker) and runs as an unprivileged user.
+# `celery` extra for the worker), at the versions in constraints.txt, and runs as an
+# unprivileged user.
 #
 # Why `--host 0.0.0.0`: inside a container 127.0.0.1 is the container's own loopback,
 # which nothing outside can reach. Publish the port on the host's loopback
@@ -35,7 +36,10 @@ RUN groupadd --system --gid 10001 sysmon \
     && mkdir -p /var/lib/sysmon /etc/sysmon \
     && chown sysmon:sysmon /var/lib/sysmon
 COPY --from=build /wheels /wheels
-RUN whl="$(ls /wheels/sysmon-*.whl)" && pip install "${whl}[celery]" && rm -rf /wheels
+# The versions of the last green CI run (constraints.txt, as `make` installs them).
+COPY constraints.txt /wheels/constraints.txt
+RUN whl="$(ls /wheels/sysmon-*.whl)" \
+    && pip install -c /wheels/constraints.txt "${whl}[celery]" && rm -rf /wheels
 COPY config/config.yaml /etc/sysmon/config.yaml
 ENV SYSMON_CONFIG=/etc/sysmon/config.yaml
 USER sysmon:sysmon

@@ -11,6 +11,7 @@ environment, never from the file).
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import json
 import logging
@@ -82,7 +83,8 @@ class ServerConfig(BaseModel):
     event_loop: typing.Literal["asyncio", "uvloop"] = Field(
         default="asyncio",
         description="The server's event loop. asyncio: p99 16-29 ms at 100 connections on one "
-        "worker, 2-3 MiB less memory; uvloop: ~20 % more /current requests per second, p99 "
+        "worker, 2-3 MiB less memory; uvloop (not installed by default: "
+        "pip install 'sysmon[uvloop]'): ~20 % more /current requests per second, p99 "
         "0.1-0.4 s (bench/README.md, session 9)",
     )
     limits: HttpLimits = Field(default_factory=HttpLimits)
@@ -130,6 +132,13 @@ class ServerConfig(BaseModel):
                 f"must be an http(s) URL such as https://monitor.example.com/: {value!r}"
             )
         return parts.geturl() if parts.path else parts.geturl() + "/"
+
+    @field_validator("event_loop")
+    @classmethod
+    def _loop_installed(cls, value: str) -> str:
+        if value == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            raise ValueError("uvloop is not installed: pip install 'sysmon[uvloop]' (or uvloop)")
+        return value
 
     @field_validator("forwarded_allow_ips")
     @classmethod

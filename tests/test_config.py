@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,21 @@ def test_interval_out_of_range_names_the_key(tmp_path: Path, interval: object) -
 def test_interval_in_range(tmp_path: Path, interval: int) -> None:
     path = write(tmp_path, f"collection:\n  interval_seconds: {interval}\n")
     assert load_settings(path).collection.interval_seconds == interval
+
+
+def test_uvloop_must_be_installed_to_be_chosen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvloop is an extra (``sysmon[uvloop]``): asked for without it, the key is named at
+    load, not a traceback from uvicorn once the server starts."""
+    path = write(tmp_path, "server:\n  event_loop: uvloop\n")
+    assert load_settings(path).server.event_loop == "uvloop"  # installed here (dev)
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if it were not
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert info.value.key == "server.event_loop"
+    assert "pip install 'sysmon[uvloop]'" in info.value.message
+    assert load_settings(None).server.event_loop == "asyncio"
 
 
 def test_unknown_key_is_named(tmp_path: Path) -> None:

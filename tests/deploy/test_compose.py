@@ -189,6 +189,9 @@ def test_the_dockerfile_builds_in_a_stage_and_runs_unprivileged_with_a_health_ch
     final_args = dict(final)  # the last of each instruction
     assert "--from=build /wheels /wheels" in [a for i, a in final if i == "COPY"]
     assert "npm" not in " ".join(a for i, a in final if i == "RUN")  # no Node.js at run time
+    # The pinned versions `make` installs (constraints.txt), not whatever is newest.
+    assert "constraints.txt /wheels/constraints.txt" in [a for i, a in final if i == "COPY"]
+    assert "pip install -c /wheels/constraints.txt " in " ".join(a for i, a in final if i == "RUN")
     user = final_args["USER"]
     assert user.split(":")[0] not in ("root", "0")
     assert [i for i, _ in final].index("USER") > max(
