@@ -1,7 +1,7 @@
 """The server's HTTP side: routes, middleware, the live head, the range cache.
 
 Importing this package keeps ``pydantic.v1`` out of the process (a ``None`` entry in
-``sys.modules``: Python's documented way to make an import fail). FastAPI (0.12x on)
+``sys.modules``: Python's documented way to make an import fail). FastAPI (0.165 here)
 supports no pydantic v1 model; it imports ``pydantic.v1`` only to recognise one and
 refuse it with a clear error, and treats an ``ImportError`` there as "not a v1 model"
 (``fastapi._compat.shared``). sysmon has no v1 model, and that import alone cost each
